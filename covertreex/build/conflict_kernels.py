@@ -1,0 +1,153 @@
+"""Numba kernels that place one batch: conflict graph, Luby MIS, insertion, radii.
+
+Two batch points conflict when both would enter a level at which they are not
+separated: level_of_distance(d(a, c)) <= min(j_a, j_c) for insertion levels j.
+Each round inserts a maximal independent set of the conflict graph; the others
+take the new nodes into account (they may now claim a lower level under one of
+them) and try again, until the batch is placed.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ..frontier_kernels import level_of_distance
+from ..tree import FLOOR_LEVEL
+
+
+@njit(nogil=True)
+def luby_mis(adj_ptr, adj_idx, key):
+    """Luby's maximal independent set with fixed priorities (larger key wins).
+
+    adj_ptr (v + 1,), adj_idx: CSR graph on v vertices; key (v,) float64, distinct.
+    Each sweep adds every undecided vertex whose key beats all undecided neighbours
+    and removes their neighbours. Returns a (v,) bool mask of the set.
+    """
+    v = adj_ptr.shape[0] - 1
+    state = np.zeros(v, dtype=np.int8)  # 0 undecided, 1 in the set, -1 removed
+    undecided = v
+    while undecided > 0:
+        winners = np.zeros(v, dtype=np.bool_)
+        for x in range(v):
+            if state[x] != 0:
+                continue
+            wins = True
+            for t in range(adj_ptr[x], adj_ptr[x + 1]):
+                y = adj_idx[t]
+                if state[y] == 0 and key[y] > key[x]:
+                    wins = False
+                    break
+            winners[x] = wins
+        for x in range(v):
+            if winners[x]:
+                state[x] = 1
+                undecided -= 1
+        for x in range(v):
+            if winners[x]:
+                for t in range(adj_ptr[x], adj_ptr[x + 1]):
+                    y = adj_idx[t]
+                    if state[y] == 0:
+                        state[y] = -1
+                        undecided -= 1
+    return state == 1
+
+
+@njit(nogil=True)
+def _conflict_graph(pairwise, members, level):
+    """CSR conflict graph among ``members`` (local batch positions)."""
+    v = members.shape[0]
+    deg = np.zeros(v + 1, dtype=np.int64)
+    for x in range(v):
+        for y in range(v):
+            if x != y:
+                a = members[x]
+                c = members[y]
+                if level_of_distance(pairwise[a, c]) <= min(level[a], level[c]):
+                    deg[x + 1] += 1
+    ptr = np.cumsum(deg)
+    idx = np.empty(ptr[v], dtype=np.int64)
+    fill = ptr[:-1].copy()
+    for x in range(v):
+        for y in range(v):
+            if x != y:
+                a = members[x]
+                c = members[y]
+                if level_of_distance(pairwise[a, c]) <= min(level[a], level[c]):
+                    idx[fill[x]] = y
+                    fill[x] += 1
+    return ptr, idx
+
+
+@njit(nogil=True)
+def place_batch(batch, pairwise, best, parent, pdist, tiebreak, levels, parents, parent_dist):
+    """Insert every batch point, round by round.
+
+    batch (b,) ids; pairwise (b, b) distances; best/parent/pdist (b,) from the scan;
+    tiebreak (b,) distinct floats in [0, 1) ordering equal levels. Writes levels,
+    parents and parent_dist of the batch ids; returns the ids in insertion order and
+    the number of rounds.
+    """
+    b = batch.shape[0]
+    placed = np.zeros(b, dtype=np.bool_)
+    order = np.empty(b, dtype=np.int64)
+    n_placed = 0
+    rounds = 0
+    level = np.empty(b, dtype=np.int64)
+    while n_placed < b:
+        rounds += 1
+        members = np.flatnonzero(~placed)
+        for a in members:
+            level[a] = max(best[a] - 1, FLOOR_LEVEL)
+        ptr, idx = _conflict_graph(pairwise, members, level)
+        key = np.empty(members.shape[0])
+        for x in range(members.shape[0]):
+            # Coarser points first: they are the net the finer ones hang from.
+            key[x] = level[members[x]] + tiebreak[members[x]]
+        chosen = members[luby_mis(ptr, idx, key)]
+        for a in chosen:
+            placed[a] = True
+            p = batch[a]
+            levels[p] = level[a]
+            parents[p] = parent[a]
+            parent_dist[p] = pdist[a]
+            order[n_placed] = p
+            n_placed += 1
+        for a in np.flatnonzero(~placed):
+            for s in chosen:
+                d = pairwise[a, s]
+                lvl = level_of_distance(d)
+                if lvl <= level[s] and (lvl < best[a] or (lvl == best[a] and d < pdist[a])):
+                    best[a] = lvl
+                    parent[a] = batch[s]
+                    pdist[a] = d
+    return order, rounds
+
+
+@njit(nogil=True, parallel=True)
+def grow_radii(pair, data, inserted, parents, radii):
+    """Raise the radius of every ancestor of each inserted id to cover it."""
+    m = inserted.shape[0]
+    start = np.zeros(m + 1, dtype=np.int64)
+    for x in range(m):
+        depth = 0
+        a = parents[inserted[x]]
+        while a >= 0:
+            depth += 1
+            a = parents[a]
+        start[x + 1] = start[x] + depth
+    dists = np.empty(start[m])
+    for x in prange(m):
+        p = inserted[x]
+        a = parents[p]
+        t = start[x]
+        while a >= 0:
+            dists[t] = pair(data, p, data, a)
+            t += 1
+            a = parents[a]
+    for x in range(m):
+        a = parents[inserted[x]]
+        t = start[x]
+        while a >= 0:
+            if dists[t] > radii[a]:
+                radii[a] = dists[t]
+            t += 1
+            a = parents[a]

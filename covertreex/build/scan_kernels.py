@@ -1,0 +1,80 @@
+"""Numba kernels of the insertion scan: each batch point's level and parent.
+
+For a batch point p and tree nodes q, q "claims" p when d(p, q) <= 2**level(q); the
+lowest claim level B = min over claiming q of level_of_distance(d(p, q)) fixes p's
+insertion level B - 1, the highest level at which p is separated from every node
+(proof in covertreex/build/insert.py). The claiming node at B is p's parent. A subtree
+of g can lower B only through a node w with d(p, w) <= min(2**(level(g) - 1), 2**(B - 1)).
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ..frontier_kernels import level_of_distance, may_descend, pow2
+
+
+@njit(nogil=True, inline="always")
+def _claim(dg, g, lg, best, parent, pdist, a):
+    lvl = level_of_distance(dg)
+    if lvl <= lg and (lvl < best[a] or (lvl == best[a] and dg < pdist[a])):
+        best[a] = lvl
+        parent[a] = g
+        pdist[a] = dg
+
+
+@njit(nogil=True, parallel=True)
+def scan_pointwise(pair, qdata, tdata, batch, levels, radii, child_ptr, child_idx, root,
+                   slack, n_chunks, best, parent, pdist):
+    """Depth-first scan per batch point; fills best, parent, pdist (b,)."""
+    b = batch.shape[0]
+    n = levels.shape[0]
+    for chunk in prange(n_chunks):
+        stack = np.empty(n, dtype=np.int64)
+        stack_d = np.empty(n)
+        for a in range(chunk * b // n_chunks, (chunk + 1) * b // n_chunks):
+            p = batch[a]
+            d0 = pair(qdata, p, tdata, root)
+            best[a] = level_of_distance(d0)
+            parent[a] = root
+            pdist[a] = d0
+            stack[0] = root
+            stack_d[0] = d0
+            top = 1
+            while top > 0:
+                top -= 1
+                c = stack[top]
+                if c != root:
+                    # best may have dropped since c was pushed.
+                    bound = pow2(min(levels[c], best[a]) - 1)
+                    if not may_descend(stack_d[top], radii[c], bound, slack):
+                        continue
+                for t in range(child_ptr[c], child_ptr[c + 1]):
+                    g = child_idx[t]
+                    dg = pair(qdata, p, tdata, g)
+                    _claim(dg, g, levels[g], best, parent, pdist, a)
+                    if child_ptr[g + 1] > child_ptr[g]:
+                        bound = pow2(min(levels[g], best[a]) - 1)
+                        if may_descend(dg, radii[g], bound, slack):
+                            stack[top] = g
+                            stack_d[top] = dg
+                            top += 1
+
+
+@njit(nogil=True)
+def claim_tile(dist, nodes, active, levels, best, parent, pdist):
+    """Apply the claims of one frontier tile: dist, active (b, f) against nodes (f,)."""
+    b, f = dist.shape
+    for a in range(b):
+        for c in range(f):
+            if active[a, c]:
+                g = nodes[c]
+                _claim(dist[a, c], g, levels[g], best, parent, pdist, a)
+
+
+@njit(nogil=True)
+def claim_bounds(best):
+    """Per-row descent bound 2**(best - 1) of the blocked scan."""
+    out = np.empty(best.shape[0])
+    for a in range(best.shape[0]):
+        out[a] = pow2(best[a] - 1)
+    return out

@@ -1,0 +1,130 @@
+"""The residual-correlation backend: whitened inducing factors V and residual variances p.
+
+DESIGN section 3: with inducing points U (a subset of the coordinates X),
+``K_mm = k(U, U) + jitter * s2 * I``, ``L = chol(K_mm)``, ``V = (L^-1 k(U, X))^T``
+of shape (n, m), ``p_i = max(k(x_i, x_i) - |V_i|^2, 1e-9)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import cho_factor, solve_triangular
+
+from ..._validation import as_points, as_positive_float, as_positive_int
+from ...kernels import RBF, Matern52
+
+P_FLOOR = 1e-9
+
+
+def _readonly(arr: np.ndarray) -> np.ndarray:
+    arr = np.ascontiguousarray(arr)
+    arr.setflags(write=False)
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class ResidualBackend:
+    """Everything the residual metric needs, as read-only float64 arrays.
+
+    coords:       (n, d) coordinates
+    kernel:       the kernel used for V, p and every tile
+    inducing_ids: (m,) int64 sorted ids of the inducing points (empty for ``from_factors``)
+    v_matrix:     (n, m) whitened inducing factors V
+    p_diag:       (n,) residual variances, all > 0
+    kernel_diag:  (n,) k(x_i, x_i)
+    """
+
+    coords: np.ndarray
+    kernel: RBF | Matern52
+    inducing_ids: np.ndarray
+    v_matrix: np.ndarray
+    p_diag: np.ndarray
+    kernel_diag: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.coords.shape[0]
+
+    @classmethod
+    def from_factors(cls, v_matrix, p_diag, coords, kernel) -> "ResidualBackend":
+        """Wrap factors computed elsewhere: V (n, m), p (n,) > 0, coords (n, d), kernel."""
+        coords = as_points(coords, "coords")
+        _check_kernel(kernel)
+        v = as_points(v_matrix, "v_matrix")
+        if v.shape[0] != coords.shape[0]:
+            raise ValueError(
+                f"v_matrix has {v.shape[0]} rows but coords has {coords.shape[0]}; "
+                "expected one row of V per point"
+            )
+        p = np.asarray(p_diag)
+        if p.ndim != 1 or p.shape[0] != coords.shape[0]:
+            raise ValueError(f"p_diag must have shape ({coords.shape[0]},), got {p.shape}")
+        if not np.issubdtype(p.dtype, np.number) or p.dtype == bool:
+            raise TypeError(f"p_diag must hold real numbers, got dtype {p.dtype}")
+        p = p.astype(np.float64)
+        if not np.isfinite(p).all():
+            raise ValueError("p_diag contains NaN or inf; residual variances must be finite")
+        if (p <= 0).any():
+            bad = int(np.argmax(p <= 0))
+            raise ValueError(f"p_diag must be > 0 everywhere, got p_diag[{bad}] = {p[bad]}")
+        kdiag = kernel.diag(coords)
+        kernel._inverse_lengthscale(coords.shape[1])  # raises on a lengthscale/d mismatch
+        return cls(
+            coords=_readonly(coords),
+            kernel=kernel,
+            inducing_ids=_readonly(np.zeros(0, dtype=np.int64)),
+            v_matrix=_readonly(v),
+            p_diag=_readonly(p),
+            kernel_diag=_readonly(kdiag),
+        )
+
+
+def _check_kernel(kernel) -> None:
+    if not isinstance(kernel, (RBF, Matern52)):
+        raise TypeError(
+            f"kernel must be covertreex.kernels.RBF or Matern52, got {type(kernel).__name__}"
+        )
+
+
+def build_residual_backend(
+    coords,
+    kernel=None,
+    inducing_count: int = 512,
+    seed: int = 42,
+    jitter: float = 1e-6,
+) -> ResidualBackend:
+    """Factor the Nystrom approximation of ``kernel`` on ``coords``.
+
+    coords: (n, d) float array. The m = min(inducing_count, n) inducing ids are
+    ``sort(default_rng(seed + 1).choice(n, m, replace=False))`` (DESIGN section 6).
+    Returns a frozen ``ResidualBackend`` whose V is (n, m) float64.
+    """
+    coords = as_points(coords, "coords")
+    kernel = RBF() if kernel is None else kernel
+    _check_kernel(kernel)
+    kernel._inverse_lengthscale(coords.shape[1])
+    inducing_count = as_positive_int(inducing_count, "inducing_count")
+    jitter = as_positive_float(jitter, "jitter")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    n = coords.shape[0]
+    m = min(inducing_count, n)
+    inducing = np.sort(np.random.default_rng(int(seed) + 1).choice(n, m, replace=False)).astype(np.int64)
+    u = coords[inducing]
+    kmm = kernel(u, u)
+    kmm[np.diag_indices_from(kmm)] += jitter * kernel.variance
+    chol, _ = cho_factor(kmm, lower=True, check_finite=False)
+    kmx = kernel(u, coords)
+    v = solve_triangular(chol, kmx, lower=True, check_finite=False).T
+    kdiag = kernel.diag(coords)
+    p = np.maximum(kdiag - np.einsum("ij,ij->i", v, v), P_FLOOR)
+    return ResidualBackend(
+        coords=_readonly(coords),
+        kernel=kernel,
+        inducing_ids=_readonly(inducing),
+        v_matrix=_readonly(v),
+        p_diag=_readonly(p),
+        kernel_diag=_readonly(kdiag),
+    )

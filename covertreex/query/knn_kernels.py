@@ -1,0 +1,107 @@
+"""Numba kernels of exact kNN: bounded max-heaps and the pointwise tree walk.
+
+A row keeps its k best (distance, id) pairs in a max-heap ordered by distance then
+id, so among equal distances the lower id wins, as in the reference. A row admits
+node g when g != exclude[row] and g < limit[row] (predecessor mode sets limit to the
+query's own id); subtrees whose smallest id is >= limit are skipped whole.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ..frontier_kernels import may_descend
+
+
+@njit(nogil=True, inline="always")
+def _worse(d1, i1, d2, i2):
+    return d1 > d2 or (d1 == d2 and i1 > i2)
+
+
+@njit(nogil=True)
+def heap_offer(hd, hi, r, d, g):
+    """Offer (d, g) to row r of the max-heaps hd, hi (rows, k)."""
+    if not _worse(hd[r, 0], hi[r, 0], d, g):
+        return
+    k = hd.shape[1]
+    pos = 0
+    while True:
+        left = 2 * pos + 1
+        if left >= k:
+            break
+        child = left
+        right = left + 1
+        if right < k and _worse(hd[r, right], hi[r, right], hd[r, left], hi[r, left]):
+            child = right
+        if _worse(hd[r, child], hi[r, child], d, g):
+            hd[r, pos] = hd[r, child]
+            hi[r, pos] = hi[r, child]
+            pos = child
+        else:
+            break
+    hd[r, pos] = d
+    hi[r, pos] = g
+
+
+@njit(nogil=True)
+def offer_tile(dist, nodes, active, exclude, limit, hd, hi):
+    """Offer every active (row, node) pair of a frontier tile: dist, active (b, f)."""
+    b, f = dist.shape
+    for r in range(b):
+        for c in range(f):
+            g = nodes[c]
+            if active[r, c] and g != exclude[r] and g < limit[r]:
+                heap_offer(hd, hi, r, dist[r, c], g)
+
+
+@njit(nogil=True)
+def _sort_segment(stack, stack_d, lo, hi, radii):
+    """Order stack[lo:hi] by descending lower bound so the nearest subtree pops first."""
+    if hi - lo < 2:
+        return
+    keys = np.empty(hi - lo)
+    for t in range(hi - lo):
+        keys[t] = radii[stack[lo + t]] - stack_d[lo + t]
+    order = np.argsort(keys, kind="mergesort")
+    nodes = stack[lo:hi][order]
+    dists = stack_d[lo:hi][order]
+    stack[lo:hi] = nodes
+    stack_d[lo:hi] = dists
+
+
+@njit(nogil=True, parallel=True)
+def knn_pointwise(pair, qdata, tdata, rows, exclude, limit, radii, min_id_below, child_ptr,
+                  child_idx, root, slack, n_chunks, hd, hi):
+    """Depth-first, nearest-subtree-first kNN per row; fills the heaps hd, hi (q, k)."""
+    q = rows.shape[0]
+    n = radii.shape[0]
+    for chunk in prange(n_chunks):
+        stack = np.empty(n, dtype=np.int64)
+        stack_d = np.empty(n)
+        for a in range(chunk * q // n_chunks, (chunk + 1) * q // n_chunks):
+            i = rows[a]
+            if min_id_below[root] >= limit[a]:
+                continue
+            d0 = pair(qdata, i, tdata, root)
+            if root != exclude[a] and root < limit[a]:
+                heap_offer(hd, hi, a, d0, root)
+            stack[0] = root
+            stack_d[0] = d0
+            top = 1
+            while top > 0:
+                top -= 1
+                c = stack[top]
+                if not may_descend(stack_d[top], radii[c], hd[a, 0], slack):
+                    continue
+                base = top
+                for t in range(child_ptr[c], child_ptr[c + 1]):
+                    g = child_idx[t]
+                    if min_id_below[g] >= limit[a]:
+                        continue
+                    dg = pair(qdata, i, tdata, g)
+                    if g != exclude[a] and g < limit[a]:
+                        heap_offer(hd, hi, a, dg, g)
+                    if child_ptr[g + 1] > child_ptr[g] and may_descend(dg, radii[g], hd[a, 0], slack):
+                        stack[top] = g
+                        stack_d[top] = dg
+                        top += 1
+                _sort_segment(stack, stack_d, base, top, radii)
