@@ -1,0 +1,1 @@
+"""Batch insertion of the compressed cover tree (PCCT scheme)."""
