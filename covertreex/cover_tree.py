@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import time
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -15,6 +16,7 @@ from .metrics.residual.backend import ResidualBackend
 from .metrics.residual.metric import ResidualMetric
 from .query.knn import knn_search
 from .runtime import Runtime
+from .telemetry import KP_MS, KP_PAIRS, WB_MS, WB_PAIRS, BuildReport, QueryReport, new_counters
 from .tree import TreeArrays
 
 
@@ -26,7 +28,7 @@ def _make_metric(runtime: Runtime, data):
                 f"{type(data).__name__}; build one with "
                 "covertreex.metrics.residual.build_residual_backend(coords)"
             )
-        return ResidualMetric(data), data.coords
+        return ResidualMetric(data, runtime.phases), data.coords
     if isinstance(data, ResidualBackend):
         raise TypeError(
             "a euclidean tree is fitted on an (n, d) array, got a ResidualBackend; "
@@ -54,6 +56,7 @@ class CoverTree:
     runtime: Runtime = Runtime()
     arrays: TreeArrays | None = None
     metric: object = None
+    build_report: BuildReport | None = None
     _coords: np.ndarray | None = None
 
     def __post_init__(self):
@@ -67,9 +70,13 @@ class CoverTree:
     def fit(self, data) -> "CoverTree":
         """Build the tree on (n, d) points (euclidean) or a ResidualBackend (residual)."""
         metric, coords = _make_metric(self.runtime, data)
+        start = time.perf_counter()
         order = insertion_order(self.runtime.batch_order, coords, self.runtime.seed)
-        arrays = build_tree(metric, order, self.runtime)
-        return replace(self, arrays=arrays, metric=metric, _coords=coords)
+        arrays, batches = build_tree(metric, order, self.runtime)
+        build_wall_ms = (time.perf_counter() - start) * 1e3
+        report = BuildReport(metric=metric.name, n=arrays.n, phases=self.runtime.phases.as_dict(),
+                             build_wall_ms=build_wall_ms, batches=batches)
+        return replace(self, arrays=arrays, metric=metric, build_report=report, _coords=coords)
 
     def _fitted(self) -> TreeArrays:
         if self.arrays is None:
@@ -84,20 +91,34 @@ class CoverTree:
         return self.metric.tile(self.metric.data, rows, cols)
 
     def knn(self, queries, k, *, return_distances: bool = False, predecessor_mode: bool = False):
+        """Exact k nearest neighbours; see ``knn_report`` for the arguments.
+
+        Returns idx (q, k) int64, and dist (q, k) float64 if return_distances.
+        """
+        return_distances = _as_flag(return_distances, "return_distances")
+        idx, dist, _ = self.knn_report(queries, k, predecessor_mode=predecessor_mode)
+        report = QueryReport(
+            metric=metric.name, queries=int(rows.shape[0]), k=k, predecessor_mode=predecessor_mode,
+            query_wall_ms=(time.perf_counter() - start) * 1e3, pairs_evaluated=int(pairs.sum()),
+            whitened_block_pairs=int(counters[WB_PAIRS]), whitened_block_ms=float(counters[WB_MS]),
+            kernel_provider_pairs=int(counters[KP_PAIRS]), kernel_provider_ms=float(counters[KP_MS]))
+        return idx, dist, report
+
+    def knn_report(self, queries, k, *, predecessor_mode: bool = False):
         """Exact k nearest neighbours.
 
         queries: euclidean, (q, d) points, or None for every fitted point (each point is
         excluded from its own list); residual, (q,) dataset ids, or None for every point
         (a query id is never its own neighbour). predecessor_mode: row i only takes
         neighbours j < i (queries must then be None or ids). Returns idx (q, k) int64,
-        and dist (q, k) float64 if return_distances; rows are sorted by (distance, id)
-        and padded with -1 / inf when fewer than k candidates exist.
+        dist (q, k) float64 and a telemetry ``QueryReport``; rows are sorted by
+        (distance, id) and padded with -1 / inf when fewer than k candidates exist.
         """
+        start = time.perf_counter()
         arrays = self._fitted()
         if isinstance(k, bool) or not isinstance(k, numbers.Integral):
             raise TypeError(f"k must be a positive integer, got {k!r} of type {type(k).__name__}")
         k = as_positive_int(k, "k")
-        return_distances = _as_flag(return_distances, "return_distances")
         predecessor_mode = _as_flag(predecessor_mode, "predecessor_mode")
         n = arrays.n
         metric = self.metric
@@ -121,15 +142,21 @@ class CoverTree:
             exclude = np.full(rows.shape[0], -1, dtype=np.int64)
             qcoords = qdata
         limit = rows.copy() if predecessor_mode else np.full(rows.shape[0], n, dtype=np.int64)
-        strategy = self.runtime.strategy or metric.default_strategy
+        strategy = self.runtime.traversal
         # Neighbouring queries share most of their frontier: walk them in Hilbert order.
         perm = np.argsort(hilbert_keys(qcoords), kind="stable") if strategy == "blocked" else None
         if perm is not None:
             rows, exclude, limit = rows[perm], exclude[perm], limit[perm]
-        idx, dist = knn_search(strategy, arrays, metric, qdata, rows, exclude, limit, k,
-                               self.runtime.query_block)
+        counters = new_counters()
+        (idx, dist), pairs = knn_search(strategy, arrays, metric, qdata, rows, exclude, limit, k,
+                                        self.runtime.query_block, counters)
         if perm is not None:
             inv = np.empty_like(perm)
             inv[perm] = np.arange(perm.shape[0])
             idx, dist = idx[inv], dist[inv]
-        return (idx, dist) if return_distances else idx
+        report = QueryReport(
+            metric=metric.name, queries=int(rows.shape[0]), k=k, predecessor_mode=predecessor_mode,
+            query_wall_ms=(time.perf_counter() - start) * 1e3, pairs_evaluated=int(pairs.sum()),
+            whitened_block_pairs=int(counters[WB_PAIRS]), whitened_block_ms=float(counters[WB_MS]),
+            kernel_provider_pairs=int(counters[KP_PAIRS]), kernel_provider_ms=float(counters[KP_MS]))
+        return idx, dist, report

@@ -88,8 +88,12 @@ class RBF(_Stationary):
 
     code = RBF_CODE
 
-    def profile(self, r2: np.ndarray) -> np.ndarray:
-        return self.variance * np.exp(-0.5 * r2)
+    def profile(self, r2: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """k as a function of scaled squared distances r2; ``out`` may alias r2."""
+        out = np.multiply(r2, -0.5, out=out)
+        np.exp(out, out=out)
+        out *= self.variance
+        return out
 
 
 @dataclass(frozen=True)
@@ -98,10 +102,12 @@ class Matern52(_Stationary):
 
     code = MATERN52_CODE
 
-    def profile(self, r2: np.ndarray) -> np.ndarray:
-        r = np.sqrt(r2)
-        s5r = np.sqrt(5.0) * r
-        return self.variance * (1.0 + s5r + (5.0 / 3.0) * r2) * np.exp(-s5r)
+    def profile(self, r2: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """k as a function of scaled squared distances r2; ``out`` may alias r2."""
+        s5r = np.sqrt(5.0 * r2)
+        poly = 1.0 + s5r + (5.0 / 3.0) * r2
+        np.exp(-s5r, out=s5r)
+        return np.multiply(poly * self.variance, s5r, out=out)
 
 
 Kernel = RBF | Matern52

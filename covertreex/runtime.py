@@ -1,14 +1,72 @@
-"""Runtime: the frozen settings a tree is built and queried with."""
+"""Runtime: the frozen settings a tree is built and queried with.
+
+Each setting comes from, in order of precedence, the constructor argument, an
+environment variable, or the default; ``Runtime.describe()`` says which.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import warnings
+from dataclasses import dataclass, field, fields, replace
 
 from ._validation import as_positive_int
+from .phases import PHASE_NUMBERS, Phases, parse_bool
 
 METRICS = ("euclidean", "residual_correlation")
 BATCH_ORDERS = ("natural", "random", "hilbert")
 STRATEGIES = ("pointwise", "blocked")
+
+_DEFAULTS = {
+    "metric": "euclidean",
+    "batch_size": 512,
+    "batch_order": "hilbert",
+    "seed": 42,
+    "strategy": None,
+    "query_block": 256,
+    "threads": None,
+}
+# Environment variables read by Runtime (settings) and by the harness (the rest).
+SETTING_ENV = {
+    "batch_size": "COVERTREEX_BATCH_SIZE",
+    "batch_order": "COVERTREEX_BATCH_ORDER",
+    "seed": "COVERTREEX_SEED",
+    "threads": "COVERTREEX_THREADS",
+}
+PHASE_ENV = {name: f"COVERTREEX_PHASE_{name.upper()}" for name in PHASE_NUMBERS}
+HARNESS_ENV = ("COVERTREEX_ASV_PROFILE",)
+KNOWN_ENV = tuple(SETTING_ENV.values()) + tuple(PHASE_ENV.values()) + HARNESS_ENV
+
+
+def _warn_unknown_env() -> None:
+    """One warning naming every unknown COVERTREEX_* variable; never an error at import."""
+    # Misspelled phase variables are errors when a Runtime reads them, not warnings here.
+    other = sorted(
+        key for key in os.environ
+        if key.startswith("COVERTREEX_") and key not in KNOWN_ENV
+        and not key.startswith("COVERTREEX_PHASE_")
+    )
+    if other:
+        warnings.warn(
+            f"ignoring unknown environment variable(s) {', '.join(other)}; "
+            f"covertreex reads: {', '.join(KNOWN_ENV)}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+def _env_phases(environ) -> tuple[dict[str, bool], list[str]]:
+    changes = {}
+    for key, value in environ.items():
+        if not key.startswith("COVERTREEX_PHASE_"):
+            continue
+        name = key[len("COVERTREEX_PHASE_"):].lower()
+        if name not in PHASE_NUMBERS:
+            raise ValueError(
+                f"unknown phase in environment variable {key}; known: {', '.join(PHASE_ENV.values())}"
+            )
+        changes[name] = parse_bool(value, key)
+    return changes, sorted(changes)
 
 
 @dataclass(frozen=True)
@@ -17,23 +75,64 @@ class Runtime:
 
     metric:      "euclidean" (fit on an (n, d) array) or "residual_correlation"
                  (fit on a ``ResidualBackend``)
+    phases:      audit phase flags (``Phases.all()`` by default); COVERTREEX_PHASE_<NAME>=0|1
+                 overrides a flag that the argument does not set
     batch_size:  largest insertion batch; batches grow 1, 2, 4, ... up to it (prefix doubling)
     batch_order: order in which points enter the tree: "natural", "random" (seeded) or "hilbert"
     seed:        seed of the random batch order and of the independent-set priorities
-    strategy:    traversal strategy, None for the metric's default: "pointwise" walks the tree
-                 one point at a time with per-pair distances, "blocked" walks a block of points
-                 together and evaluates their joint frontier as one tile (GEMM for residual)
-    query_block: rows per tile in the blocked strategy
+    strategy:    Euclidean traversal, None for the default "pointwise" (one point at a time,
+                 per-pair distances) or "blocked" (a block of points walks together and
+                 evaluates its joint frontier as one tile). Residual traversal is chosen by
+                 the phases and ignores it.
+    query_block: rows per tile in blocked traversals
+    threads:     thread count the guard applies (None: the number of cores)
     """
 
-    metric: str = "euclidean"
-    batch_size: int = 512
-    batch_order: str = "hilbert"
-    seed: int = 42
+    metric: str | None = None
+    phases: Phases | None = None
+    batch_size: int | None = None
+    batch_order: str | None = None
+    seed: int | None = None
     strategy: str | None = None
-    query_block: int = 256
+    query_block: int | None = None
+    threads: int | None = None
+    _sources: tuple = field(default=(), compare=False, repr=False)
 
     def __post_init__(self):
+        sources = {}
+        environ = os.environ
+        for f in fields(self):
+            if f.name in ("_sources", "phases"):
+                continue
+            value = getattr(self, f.name)
+            if value is not None:
+                sources[f.name] = "argument"
+                continue
+            env_key = SETTING_ENV.get(f.name)
+            if env_key and env_key in environ:
+                raw = environ[env_key]
+                value = raw if f.name == "batch_order" else _env_int(env_key, raw)
+                sources[f.name] = "environment"
+            else:
+                value = _DEFAULTS[f.name]
+                sources[f.name] = "default"
+            object.__setattr__(self, f.name, value)
+        phases = self.phases
+        env_changes, env_names = _env_phases(environ)
+        if phases is None:
+            phases = replace(Phases.all(), **env_changes)
+            for name in PHASE_NUMBERS:
+                sources[f"phases.{name}"] = "environment" if name in env_names else "default"
+        elif not isinstance(phases, Phases):
+            raise TypeError(f"phases must be a covertreex.Phases, got {type(phases).__name__}")
+        else:
+            for name in PHASE_NUMBERS:
+                sources[f"phases.{name}"] = "argument"
+        object.__setattr__(self, "phases", phases)
+        object.__setattr__(self, "_sources", tuple(sources.items()))
+        self._validate()
+
+    def _validate(self):
         if self.metric not in METRICS:
             raise ValueError(f"unknown metric {self.metric!r}; expected one of {', '.join(METRICS)}")
         if self.batch_order not in BATCH_ORDERS:
@@ -44,7 +143,45 @@ class Runtime:
             raise ValueError(
                 f"unknown strategy {self.strategy!r}; expected None or one of {', '.join(STRATEGIES)}"
             )
+        if self.metric == "residual_correlation" and self.strategy is not None:
+            raise ValueError(
+                f"strategy={self.strategy!r} selects a Euclidean traversal; the residual metric "
+                "always takes the residual (blocked tile) traversal, whose variants are chosen "
+                "by phases. Leave strategy=None."
+            )
         as_positive_int(self.batch_size, "batch_size")
         as_positive_int(self.query_block, "query_block")
+        if self.threads is not None:
+            as_positive_int(self.threads, "threads")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise TypeError(f"seed must be an integer, got {self.seed!r}")
+
+    @property
+    def traversal(self) -> str:
+        """The traversal in force: "blocked" for the residual metric, else the strategy
+        ("pointwise" by default)."""
+        if self.metric == "residual_correlation":
+            return "blocked"
+        return self.strategy or "pointwise"
+
+    def describe(self) -> dict[str, dict]:
+        """Every setting with its value and source ("default", "environment" or "argument")."""
+        sources = dict(self._sources)
+        out = {}
+        for f in fields(self):
+            if f.name in ("_sources", "phases"):
+                continue
+            out[f.name] = {"value": getattr(self, f.name), "source": sources[f.name]}
+        for name, value in self.phases.as_dict().items():
+            out[f"phases.{name}"] = {"value": value, "source": sources[f"phases.{name}"]}
+        return out
+
+
+def _env_int(key: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {key} must be an integer, got {raw!r}") from None
+
+
+_warn_unknown_env()

@@ -24,13 +24,15 @@ FLOOR_LEVEL = -64
 
 @dataclass(frozen=True, eq=False)
 class TreeArrays:
-    """levels, parents, min_id_below: (n,) int64; radii: (n,) float64;
+    """levels, parents, min_id_below: (n,) int64; radii, parent_dist: (n,) float64
+    (parent_dist[v] = d(v, parent(v)), 0 at the root);
     child_ptr: (n + 1,) int64 and child_idx: (n - 1,) int64, children sorted by
     descending level then id; root: the root's id."""
 
     levels: np.ndarray
     parents: np.ndarray
     radii: np.ndarray
+    parent_dist: np.ndarray
     child_ptr: np.ndarray
     child_idx: np.ndarray
     min_id_below: np.ndarray
@@ -71,7 +73,8 @@ def _min_id_below(parents, levels):
     return out
 
 
-def finalize(levels: np.ndarray, parents: np.ndarray, radii: np.ndarray, root: int) -> TreeArrays:
+def finalize(levels: np.ndarray, parents: np.ndarray, radii: np.ndarray, parent_dist: np.ndarray,
+             root: int) -> TreeArrays:
     """Freeze build arrays into ``TreeArrays``; the root's level becomes one above its
     highest child (0 for a lone root)."""
     levels = levels.copy()
@@ -83,11 +86,12 @@ def finalize(levels: np.ndarray, parents: np.ndarray, radii: np.ndarray, root: i
         levels=levels,
         parents=parents.copy(),
         radii=radii.copy(),
+        parent_dist=parent_dist.copy(),
         child_ptr=ptr,
         child_idx=idx,
         min_id_below=_min_id_below(parents, levels),
         root=int(root),
     )
-    for name in ("levels", "parents", "radii", "child_ptr", "child_idx", "min_id_below"):
+    for name in ("levels", "parents", "radii", "parent_dist", "child_ptr", "child_idx", "min_id_below"):
         getattr(arrays, name).setflags(write=False)
     return arrays

@@ -11,7 +11,6 @@ import numpy as np
 from numba import njit, prange
 
 from ..frontier_kernels import level_of_distance
-from ..tree import FLOOR_LEVEL
 
 
 @njit(nogil=True)
@@ -52,74 +51,64 @@ def luby_mis(adj_ptr, adj_idx, key):
 
 
 @njit(nogil=True)
-def _conflict_graph(pairwise, members, level):
-    """CSR conflict graph among ``members`` (local batch positions)."""
+def conflict_graph(pairwise, members, level):
+    """CSR conflict graph (ptr (v + 1,), idx) among ``members`` (v,) local batch positions."""
     v = members.shape[0]
     deg = np.zeros(v + 1, dtype=np.int64)
     for x in range(v):
         for y in range(v):
-            if x != y:
-                a = members[x]
-                c = members[y]
-                if level_of_distance(pairwise[a, c]) <= min(level[a], level[c]):
-                    deg[x + 1] += 1
+            if x != y and _conflict(pairwise, members[x], members[y], level):
+                deg[x + 1] += 1
     ptr = np.cumsum(deg)
     idx = np.empty(ptr[v], dtype=np.int64)
     fill = ptr[:-1].copy()
     for x in range(v):
         for y in range(v):
-            if x != y:
-                a = members[x]
-                c = members[y]
-                if level_of_distance(pairwise[a, c]) <= min(level[a], level[c]):
-                    idx[fill[x]] = y
-                    fill[x] += 1
+            if x != y and _conflict(pairwise, members[x], members[y], level):
+                idx[fill[x]] = y
+                fill[x] += 1
     return ptr, idx
 
 
-@njit(nogil=True)
-def place_batch(batch, pairwise, best, parent, pdist, tiebreak, levels, parents, parent_dist):
-    """Insert every batch point, round by round.
+@njit(nogil=True, inline="always")
+def _conflict(pairwise, a, c, level):
+    return level_of_distance(pairwise[a, c]) <= min(level[a], level[c])
 
-    batch (b,) ids; pairwise (b, b) distances; best/parent/pdist (b,) from the scan;
-    tiebreak (b,) distinct floats in [0, 1) ordering equal levels. Writes levels,
-    parents and parent_dist of the batch ids; returns the ids in insertion order and
-    the number of rounds.
-    """
+
+@njit(nogil=True)
+def place_round(batch, chosen, level, pairwise, placed, best, parent, pdist,
+                levels, parents, parent_dist, inserted, n_placed):
+    """Insert the batch positions ``chosen`` at ``level``; every unplaced point then
+    takes the new nodes into account (a new node s claims a when
+    level_of_distance(d(a, s)) <= level[s]). Returns the new count of placed points."""
+    for a in chosen:
+        placed[a] = True
+        p = batch[a]
+        levels[p] = level[a]
+        parents[p] = parent[a]
+        parent_dist[p] = pdist[a]
+        inserted[n_placed] = p
+        n_placed += 1
+    for a in range(batch.shape[0]):
+        if placed[a]:
+            continue
+        for s in chosen:
+            d = pairwise[a, s]
+            lvl = level_of_distance(d)
+            if lvl <= level[s] and (lvl < best[a] or (lvl == best[a] and d < pdist[a])):
+                best[a] = lvl
+                parent[a] = batch[s]
+                pdist[a] = d
+    return n_placed
+
+
+@njit(nogil=True, parallel=True)
+def pairwise_by_pairs(pair, data, batch, out):
+    """out (b, b) = d(batch[x], batch[y]) one pair at a time (no tile reuse)."""
     b = batch.shape[0]
-    placed = np.zeros(b, dtype=np.bool_)
-    order = np.empty(b, dtype=np.int64)
-    n_placed = 0
-    rounds = 0
-    level = np.empty(b, dtype=np.int64)
-    while n_placed < b:
-        rounds += 1
-        members = np.flatnonzero(~placed)
-        for a in members:
-            level[a] = max(best[a] - 1, FLOOR_LEVEL)
-        ptr, idx = _conflict_graph(pairwise, members, level)
-        key = np.empty(members.shape[0])
-        for x in range(members.shape[0]):
-            # Coarser points first: they are the net the finer ones hang from.
-            key[x] = level[members[x]] + tiebreak[members[x]]
-        chosen = members[luby_mis(ptr, idx, key)]
-        for a in chosen:
-            placed[a] = True
-            p = batch[a]
-            levels[p] = level[a]
-            parents[p] = parent[a]
-            parent_dist[p] = pdist[a]
-            order[n_placed] = p
-            n_placed += 1
-        for a in np.flatnonzero(~placed):
-            for s in chosen:
-                d = pairwise[a, s]
-                lvl = level_of_distance(d)
-                if lvl <= level[s] and (lvl < best[a] or (lvl == best[a] and d < pdist[a])):
-                    best[a] = lvl
-                    parent[a] = batch[s]
-                    pdist[a] = d
-    return order, rounds
+    for x in prange(b):
+        for y in range(b):
+            out[x, y] = pair(data, batch[x], data, batch[y])
 
 
 @njit(nogil=True, parallel=True)

@@ -12,15 +12,22 @@ Within a batch the same argument needs batch points at levels j_a, j_c to be mor
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
-from ..tree import TreeArrays, children_csr, finalize
-from .conflict_kernels import grow_radii, place_batch
+from ..telemetry import KP_MS, KP_PAIRS, WB_MS, WB_PAIRS, BatchRecord, new_counters
+from ..tree import FLOOR_LEVEL, TreeArrays, children_csr, finalize
+from .conflict_kernels import conflict_graph, grow_radii, luby_mis, pairwise_by_pairs, place_round
 from .scan import scan_batch
 
 # The root belongs to every level: a level no distance can reach.
 _ROOT_LEVEL = 1 << 40
 _UNSET = -(1 << 50)
+
+
+class ResidualPairwiseCacheError(RuntimeError):
+    """The conflict graph was asked to reuse batch distances the traversal did not keep."""
 
 
 def batch_sizes(n_rest: int, batch_size: int):
@@ -33,27 +40,97 @@ def batch_sizes(n_rest: int, batch_size: int):
         size = min(2 * size, batch_size)
 
 
-def build_tree(metric, order: np.ndarray, runtime) -> TreeArrays:
-    """Insert the points of ``metric`` in ``order`` (n,) and freeze the tree."""
+def conflict_pairwise(metric, batch, cached, reuse: bool) -> np.ndarray:
+    """Batch-by-batch distances for the conflict graph: the traversal's tile when
+    phase 3 reuses it (which must then exist), else recomputed pair by pair."""
+    if reuse:
+        if cached is None:
+            raise ResidualPairwiseCacheError(
+                "conflict graph expected the batch distances cached by the traversal "
+                "(phase residual_strategy is on) but none were cached"
+            )
+        return cached
+    out = np.empty((batch.shape[0], batch.shape[0]))
+    pairwise_by_pairs(metric.pair, metric.data, batch, out)
+    return out
+
+
+def _place(batch, pairwise, best, parent, pdist, tiebreak, levels, parents, parent_dist):
+    """Insert a batch round by round; returns (inserted ids in order, first-round set
+    size, rounds, conflict-graph ms, MIS ms)."""
+    b = batch.shape[0]
+    placed = np.zeros(b, dtype=np.bool_)
+    inserted = np.empty(b, dtype=np.int64)
+    level = np.empty(b, dtype=np.int64)
+    n_placed, rounds, selected = 0, 0, 0
+    graph_ms = mis_ms = 0.0
+    while n_placed < b:
+        members = np.flatnonzero(~placed)
+        level[members] = np.maximum(best[members] - 1, FLOOR_LEVEL)
+        t0 = time.perf_counter()
+        ptr, idx = conflict_graph(pairwise, members, level)
+        t1 = time.perf_counter()
+        # Coarser points first: they are the net the finer ones hang from.
+        chosen = members[luby_mis(ptr, idx, level[members] + tiebreak[members])]
+        t2 = time.perf_counter()
+        graph_ms += (t1 - t0) * 1e3
+        mis_ms += (t2 - t1) * 1e3
+        if rounds == 0:
+            selected = chosen.shape[0]
+        rounds += 1
+        n_placed = place_round(batch, chosen, level, pairwise, placed, best, parent, pdist,
+                               levels, parents, parent_dist, inserted, n_placed)
+    return inserted, selected, rounds, graph_ms, mis_ms
+
+
+def build_tree(metric, order: np.ndarray, runtime) -> tuple[TreeArrays, tuple[BatchRecord, ...]]:
+    """Insert the points of ``metric`` in ``order`` (n,) and freeze the tree.
+
+    Returns the tree arrays and one telemetry record per batch.
+    """
     n = metric.n
-    strategy = runtime.strategy or metric.default_strategy
+    reuse = runtime.phases.residual_strategy
     levels = np.full(n, _UNSET, dtype=np.int64)
     parents = np.full(n, -1, dtype=np.int64)
     parent_dist = np.zeros(n)
     radii = np.zeros(n)
-    min_id_below = np.zeros(n, dtype=np.int64)  # unused by build scans (no id limit)
+    min_id_below = np.zeros(n, dtype=np.int64)  # build scans have no id limit
     root = int(order[0])
     levels[root] = _ROOT_LEVEL
     rng = np.random.default_rng(runtime.seed)
+    records = []
     pos = 1
-    for size in batch_sizes(n - 1, runtime.batch_size):
+    for batch_index, size in enumerate(batch_sizes(n - 1, runtime.batch_size)):
         batch = order[pos:pos + size]
+        counters = new_counters()
+        t0 = time.perf_counter()
         child_ptr, child_idx = children_csr(parents, levels, order[:pos])
-        best, parent, pdist = scan_batch(strategy, metric, batch, levels, radii, min_id_below,
-                                         child_ptr, child_idx, root, runtime.query_block)
-        pairwise = metric.tile(metric.data, batch, batch)
-        inserted, _rounds = place_batch(batch, pairwise, best, parent, pdist, rng.random(size),
-                                        levels, parents, parent_dist)
+        t1 = time.perf_counter()
+        best, parent, pdist = scan_batch(runtime.traversal, metric, batch, levels, radii,
+                                         parent_dist, min_id_below, child_ptr, child_idx, root,
+                                         runtime.query_block, counters)
+        cached = metric.tile(metric.data, batch, batch, counters) if reuse else None
+        t2 = time.perf_counter()
+        pairwise = conflict_pairwise(metric, batch, cached, reuse)
+        t3 = time.perf_counter()
+        inserted, selected, rounds, graph_ms, mis_ms = _place(
+            batch, pairwise, best, parent, pdist, rng.random(size), levels, parents, parent_dist)
         grow_radii(metric.pair, metric.data, inserted, parents, radii)
+        records.append(BatchRecord(
+            batch_index=batch_index,
+            batch_size=int(size),
+            traversal_ms=(t2 - t1) * 1e3,
+            conflict_graph_ms=(t3 - t2) * 1e3 + graph_ms,
+            mis_ms=mis_ms,
+            whitened_block_pairs=int(counters[WB_PAIRS]),
+            whitened_block_ms=float(counters[WB_MS]),
+            kernel_provider_pairs=int(counters[KP_PAIRS]),
+            kernel_provider_ms=float(counters[KP_MS]),
+            conflict_pairwise_reused=int(reuse),
+            semisort_ms=(t1 - t0) * 1e3,
+            selected=int(selected),
+            dominated=bool(selected < size / 2),
+            rounds=int(rounds),
+        ))
         pos += size
-    return finalize(levels, parents, radii, root)
+    return finalize(levels, parents, radii, parent_dist, root), tuple(records)

@@ -23,8 +23,8 @@ def _claim(dg, g, lg, best, parent, pdist, a):
 
 
 @njit(nogil=True, parallel=True)
-def scan_pointwise(pair, qdata, tdata, batch, levels, radii, child_ptr, child_idx, root,
-                   slack, n_chunks, best, parent, pdist):
+def scan_pointwise(pair, qdata, tdata, batch, levels, radii, parent_dist, child_ptr, child_idx,
+                   root, slack, n_chunks, best, parent, pdist):
     """Depth-first scan per batch point; fills best, parent, pdist (b,)."""
     b = batch.shape[0]
     n = levels.shape[0]
@@ -48,8 +48,15 @@ def scan_pointwise(pair, qdata, tdata, batch, levels, radii, child_ptr, child_id
                     bound = pow2(min(levels[c], best[a]) - 1)
                     if not may_descend(stack_d[top], radii[c], bound, slack):
                         continue
+                dc = stack_d[top]
                 for t in range(child_ptr[c], child_ptr[c + 1]):
                     g = child_idx[t]
+                    # |d(p, c) - d(c, g)| bounds d(p, g) from below without evaluating it.
+                    gap = abs(dc - parent_dist[g])
+                    reach = min(levels[g], best[a] - 1)
+                    if not may_descend(gap, 0.0, pow2(reach), slack) and not may_descend(
+                            gap, radii[g], pow2(reach - 1), slack):
+                        continue
                     dg = pair(qdata, p, tdata, g)
                     _claim(dg, g, levels[g], best, parent, pdist, a)
                     if child_ptr[g + 1] > child_ptr[g]:

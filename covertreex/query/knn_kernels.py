@@ -55,23 +55,26 @@ def offer_tile(dist, nodes, active, exclude, limit, hd, hi):
 
 @njit(nogil=True)
 def _sort_segment(stack, stack_d, lo, hi, radii):
-    """Order stack[lo:hi] by descending lower bound so the nearest subtree pops first."""
-    if hi - lo < 2:
-        return
-    keys = np.empty(hi - lo)
-    for t in range(hi - lo):
-        keys[t] = radii[stack[lo + t]] - stack_d[lo + t]
-    order = np.argsort(keys, kind="mergesort")
-    nodes = stack[lo:hi][order]
-    dists = stack_d[lo:hi][order]
-    stack[lo:hi] = nodes
-    stack_d[lo:hi] = dists
+    """Order stack[lo:hi] by descending lower bound d - radius so the nearest subtree
+    pops first. Insertion sort in place: segments are short and this runs per node."""
+    for t in range(lo + 1, hi):
+        g = stack[t]
+        dg = stack_d[t]
+        key = dg - radii[g]
+        u = t - 1
+        while u >= lo and stack_d[u] - radii[stack[u]] < key:
+            stack[u + 1] = stack[u]
+            stack_d[u + 1] = stack_d[u]
+            u -= 1
+        stack[u + 1] = g
+        stack_d[u + 1] = dg
 
 
 @njit(nogil=True, parallel=True)
-def knn_pointwise(pair, qdata, tdata, rows, exclude, limit, radii, min_id_below, child_ptr,
-                  child_idx, root, slack, n_chunks, hd, hi):
-    """Depth-first, nearest-subtree-first kNN per row; fills the heaps hd, hi (q, k)."""
+def knn_pointwise(pair, qdata, tdata, rows, exclude, limit, radii, parent_dist, min_id_below,
+                  child_ptr, child_idx, root, slack, n_chunks, hd, hi, pairs):
+    """Depth-first, nearest-subtree-first kNN per row; fills the heaps hd, hi (q, k)
+    and pairs (q,), the distances each row evaluated."""
     q = rows.shape[0]
     n = radii.shape[0]
     for chunk in prange(n_chunks):
@@ -82,6 +85,7 @@ def knn_pointwise(pair, qdata, tdata, rows, exclude, limit, radii, min_id_below,
             if min_id_below[root] >= limit[a]:
                 continue
             d0 = pair(qdata, i, tdata, root)
+            evaluated = 1
             if root != exclude[a] and root < limit[a]:
                 heap_offer(hd, hi, a, d0, root)
             stack[0] = root
@@ -93,11 +97,16 @@ def knn_pointwise(pair, qdata, tdata, rows, exclude, limit, radii, min_id_below,
                 if not may_descend(stack_d[top], radii[c], hd[a, 0], slack):
                     continue
                 base = top
+                dc = stack_d[top]
                 for t in range(child_ptr[c], child_ptr[c + 1]):
                     g = child_idx[t]
                     if min_id_below[g] >= limit[a]:
                         continue
+                    # |d(q, c) - d(c, g)| - radius(g) bounds g's whole subtree for free.
+                    if not may_descend(abs(dc - parent_dist[g]), radii[g], hd[a, 0], slack):
+                        continue
                     dg = pair(qdata, i, tdata, g)
+                    evaluated += 1
                     if g != exclude[a] and g < limit[a]:
                         heap_offer(hd, hi, a, dg, g)
                     if child_ptr[g + 1] > child_ptr[g] and may_descend(dg, radii[g], hd[a, 0], slack):
@@ -105,3 +114,4 @@ def knn_pointwise(pair, qdata, tdata, rows, exclude, limit, radii, min_id_below,
                         stack_d[top] = dg
                         top += 1
                 _sort_segment(stack, stack_d, base, top, radii)
+            pairs[a] = evaluated

@@ -19,7 +19,8 @@ P_FLOOR = 1e-9
 
 
 def _readonly(arr: np.ndarray) -> np.ndarray:
-    arr = np.ascontiguousarray(arr)
+    """A read-only private copy: freezing the caller's own array would change their data's flags."""
+    arr = np.array(arr, dtype=np.float64 if arr.dtype.kind == "f" else arr.dtype, order="C", copy=True)
     arr.setflags(write=False)
     return arr
 

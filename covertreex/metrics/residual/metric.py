@@ -8,11 +8,14 @@ tile, the correlation and the square root in one Numba pass.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 from numba import njit, prange
 
 from ...kernels import MATERN52_CODE
+from ...telemetry import KP_MS, KP_PAIRS, WB_MS, WB_PAIRS
+from ..distance_kernels import sq_distance
 from .backend import ResidualBackend
 
 _SQRT5 = math.sqrt(5.0)
@@ -20,10 +23,7 @@ _SQRT5 = math.sqrt(5.0)
 
 @njit(nogil=True, inline="always")
 def _kernel_value(xs, i, j, s2, code):
-    r2 = 0.0
-    for c in range(xs.shape[1]):
-        diff = xs[i, c] - xs[j, c]
-        r2 += diff * diff
+    r2 = sq_distance(xs, i, xs, j)
     if code == MATERN52_CODE:
         r = math.sqrt(r2)
         return s2 * (1.0 + _SQRT5 * r + (5.0 / 3.0) * r2) * math.exp(-_SQRT5 * r)
@@ -49,29 +49,52 @@ def residual_pair(qdata, i, tdata, j):
 
 
 @njit(nogil=True, parallel=True)
-def _finish_tile(xs, p, s2, code, rows, cols, gram, out):
-    """out[a, b] = d(rows[a], cols[b]) given gram[a, b] = V_rows[a] . V_cols[b]."""
+def _finish_tile(p, rows, cols, ktile, gram):
+    """gram[a, b] <- d(rows[a], cols[b]) from the kernel tile and gram = V_rows V_cols^T."""
+    for a in prange(rows.shape[0]):
+        pi = p[rows[a]]
+        for b in range(cols.shape[0]):
+            gram[a, b] = _distance_from_cov(ktile[a, b] - gram[a, b], pi, p[cols[b]])
+
+
+@njit(nogil=True, parallel=True)
+def gram_by_pairs(v, rows, cols, out):
+    """out[a, b] = V[rows[a]] . V[cols[b]], one dot product per pair: the pre-audit
+    path that phase 1 (block_gemm) replaces with a GEMM."""
     for a in prange(rows.shape[0]):
         i = rows[a]
         for b in range(cols.shape[0]):
             j = cols[b]
-            out[a, b] = _distance_from_cov(_kernel_value(xs, i, j, s2, code) - gram[a, b], p[i], p[j])
+            acc = 0.0
+            for t in range(v.shape[1]):
+                acc += v[i, t] * v[j, t]
+            out[a, b] = acc
 
 
 class ResidualMetric:
-    """Residual-correlation distances between dataset ids of one backend."""
+    """Residual-correlation distances between dataset ids of one backend.
+
+    Tiles follow the audit phases: ``block_gemm`` takes V_Q V_T^T from one GEMM (else a
+    dot product per pair); ``gemm_kernel_provider`` forms the kernel tile from
+    |a|^2 + |b|^2 - 2ab on cached centred coordinates and norms (else a broadcast
+    (rows x cols x d) difference tensor).
+    """
 
     name = "residual_correlation"
-    default_strategy = "blocked"
     pair = residual_pair
 
-    def __init__(self, backend: ResidualBackend):
+    def __init__(self, backend: ResidualBackend, phases):
         self.backend = backend
+        self.phases = phases
         self.n = backend.n
+        self.kernel = backend.kernel
         xs = backend.kernel.scale(backend.coords)
         self.v = np.ascontiguousarray(backend.v_matrix)
         self.p = np.ascontiguousarray(backend.p_diag)
         self.data = (xs, self.v, self.p, float(backend.kernel.variance), int(backend.kernel.code))
+        # Centring shrinks |a|^2 + |b|^2, the scale of the GEMM form's cancellation error.
+        self.centred = np.ascontiguousarray(xs - xs.mean(axis=0))
+        self.sq_norms = np.einsum("ij,ij->i", self.centred, self.centred)
         # Absolute slack on pruning bounds. float64 evaluates 1 - |rho| to within
         # delta = O(eps * (s2 + |V|^2) / min p) and sqrt turns that into at most sqrt(delta)
         # in d (|sqrt a - sqrt b| <= sqrt|a - b|), so bounds built from computed distances
@@ -80,10 +103,42 @@ class ResidualMetric:
         delta = 64.0 * np.finfo(np.float64).eps * (backend.kernel.variance + vmax) / float(self.p.min())
         self.prune_slack = float(min(1.0, 2.0 * math.sqrt(delta)))
 
-    def tile(self, qdata, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """(len(rows), len(cols)) float64 distances between dataset ids rows and cols."""
-        gram = self.v[rows] @ self.v[cols].T
-        out = np.empty_like(gram)
-        xs, _, p, s2, code = self.data
-        _finish_tile(xs, p, s2, code, rows, cols, gram, out)
-        return out
+    def kernel_tile(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """(len(rows), len(cols)) float64 kernel values k(x_rows, x_cols)."""
+        if self.phases.gemm_kernel_provider:
+            a = self.centred[rows]
+            r2 = a @ self.centred[cols].T
+            r2 *= -2.0
+            r2 += self.sq_norms[rows, None]
+            r2 += self.sq_norms[None, cols]
+            np.maximum(r2, 0.0, out=r2)
+        else:
+            xs = self.data[0]
+            diff = xs[rows][:, None, :] - xs[cols][None, :, :]
+            r2 = np.einsum("abc,abc->ab", diff, diff)
+        return self.kernel.profile(r2, out=r2)
+
+    def tile(self, qdata, rows: np.ndarray, cols: np.ndarray, counters=None) -> np.ndarray:
+        """(len(rows), len(cols)) float64 distances between dataset ids rows and cols.
+
+        counters: optional telemetry array (see covertreex.telemetry) that receives the
+        pairs and milliseconds of the whitened block (V part and distance pass) and of
+        the kernel provider.
+        """
+        t0 = time.perf_counter()
+        if self.phases.block_gemm:
+            gram = self.v[rows] @ self.v[cols].T
+        else:
+            gram = np.empty((rows.shape[0], cols.shape[0]))
+            gram_by_pairs(self.v, rows, cols, gram)
+        t1 = time.perf_counter()
+        ktile = self.kernel_tile(rows, cols)
+        t2 = time.perf_counter()
+        _finish_tile(self.p, rows, cols, ktile, gram)
+        if counters is not None:
+            pairs = rows.shape[0] * cols.shape[0]
+            counters[WB_PAIRS] += pairs
+            counters[WB_MS] += (t1 - t0 + time.perf_counter() - t2) * 1e3
+            counters[KP_PAIRS] += pairs
+            counters[KP_MS] += (t2 - t1) * 1e3
+        return gram
