@@ -16,6 +16,7 @@ from .metrics.residual.backend import ResidualBackend
 from .metrics.residual.metric import ResidualMetric
 from .query.knn import knn_search
 from .runtime import Runtime
+from .threads import thread_limits
 from .telemetry import KP_MS, KP_PAIRS, WB_MS, WB_PAIRS, BuildReport, QueryReport, new_counters
 from .tree import TreeArrays
 
@@ -67,13 +68,20 @@ class CoverTree:
     def n(self) -> int:
         return self._fitted().n
 
-    def fit(self, data) -> "CoverTree":
-        """Build the tree on (n, d) points (euclidean) or a ResidualBackend (residual)."""
+    def fit(self, data, *, progress=None) -> "CoverTree":
+        """Build the tree on (n, d) points (euclidean) or a ResidualBackend (residual).
+
+        progress: optional callable(placed, n) called after every insertion batch.
+        """
+        if progress is not None and not callable(progress):
+            raise TypeError(f"progress must be a callable(placed, n) or None, got {progress!r}")
         metric, coords = _make_metric(self.runtime, data)
-        start = time.perf_counter()
-        order = insertion_order(self.runtime.batch_order, coords, self.runtime.seed)
-        arrays, batches = build_tree(metric, order, self.runtime)
-        build_wall_ms = (time.perf_counter() - start) * 1e3
+        guard = self.runtime.phases.thread_guard
+        with thread_limits(self.runtime.threads, enabled=guard):
+            start = time.perf_counter()
+            order = insertion_order(self.runtime.batch_order, coords, self.runtime.seed)
+            arrays, batches = build_tree(metric, order, self.runtime, progress)
+            build_wall_ms = (time.perf_counter() - start) * 1e3
         report = BuildReport(metric=metric.name, n=arrays.n, phases=self.runtime.phases.as_dict(),
                              build_wall_ms=build_wall_ms, batches=batches)
         return replace(self, arrays=arrays, metric=metric, build_report=report, _coords=coords)
@@ -97,12 +105,7 @@ class CoverTree:
         """
         return_distances = _as_flag(return_distances, "return_distances")
         idx, dist, _ = self.knn_report(queries, k, predecessor_mode=predecessor_mode)
-        report = QueryReport(
-            metric=metric.name, queries=int(rows.shape[0]), k=k, predecessor_mode=predecessor_mode,
-            query_wall_ms=(time.perf_counter() - start) * 1e3, pairs_evaluated=int(pairs.sum()),
-            whitened_block_pairs=int(counters[WB_PAIRS]), whitened_block_ms=float(counters[WB_MS]),
-            kernel_provider_pairs=int(counters[KP_PAIRS]), kernel_provider_ms=float(counters[KP_MS]))
-        return idx, dist, report
+        return (idx, dist) if return_distances else idx
 
     def knn_report(self, queries, k, *, predecessor_mode: bool = False):
         """Exact k nearest neighbours.
@@ -148,8 +151,9 @@ class CoverTree:
         if perm is not None:
             rows, exclude, limit = rows[perm], exclude[perm], limit[perm]
         counters = new_counters()
-        (idx, dist), pairs = knn_search(strategy, arrays, metric, qdata, rows, exclude, limit, k,
-                                        self.runtime.query_block, counters)
+        with thread_limits(self.runtime.threads, enabled=self.runtime.phases.thread_guard):
+            (idx, dist), pairs = knn_search(strategy, arrays, metric, qdata, rows, exclude, limit,
+                                            k, self.runtime.query_block, counters)
         if perm is not None:
             inv = np.empty_like(perm)
             inv[perm] = np.arange(perm.shape[0])

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from ._validation import as_positive_int
 from .phases import PHASE_NUMBERS, Phases, parse_bool
+from .threads import configure_threading, thread_limits  # noqa: F401  (public here)
 
 METRICS = ("euclidean", "residual_correlation")
 BATCH_ORDERS = ("natural", "random", "hilbert")

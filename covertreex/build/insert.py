@@ -83,9 +83,11 @@ def _place(batch, pairwise, best, parent, pdist, tiebreak, levels, parents, pare
     return inserted, selected, rounds, graph_ms, mis_ms
 
 
-def build_tree(metric, order: np.ndarray, runtime) -> tuple[TreeArrays, tuple[BatchRecord, ...]]:
+def build_tree(metric, order: np.ndarray, runtime, progress=None
+               ) -> tuple[TreeArrays, tuple[BatchRecord, ...]]:
     """Insert the points of ``metric`` in ``order`` (n,) and freeze the tree.
 
+    progress: None or callable(placed, n) called after each batch.
     Returns the tree arrays and one telemetry record per batch.
     """
     n = metric.n
@@ -133,4 +135,6 @@ def build_tree(metric, order: np.ndarray, runtime) -> tuple[TreeArrays, tuple[Ba
             rounds=int(rounds),
         ))
         pos += size
+        if progress is not None:
+            progress(pos, n)
     return finalize(levels, parents, radii, parent_dist, root), tuple(records)

@@ -1,0 +1,76 @@
+"""Thread guardrails (audit phase 7): BLAS/OpenMP and Numba thread counts.
+
+``configure_threading`` sets process-wide defaults for entry points such as the CLI;
+``thread_limits`` pins the counts around one build or query and restores them after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+
+import numba
+from threadpoolctl import threadpool_limits
+
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def default_threads() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def configure_threading(max_threads: int | None = None) -> dict[str, int]:
+    """Pin BLAS/OpenMP (through threadpoolctl) and Numba to ``max_threads`` threads.
+
+    A variable of THREAD_ENV that the user already set is never overridden: its value
+    is used for its library. The defaults that were applied are named in one warning.
+    Returns {variable: threads in force}.
+    """
+    threads = int(max_threads) if max_threads is not None else default_threads()
+    if threads <= 0:
+        raise ValueError(f"max_threads must be a positive integer, got {max_threads}")
+    applied, in_force = [], {}
+    for key in THREAD_ENV:
+        if key in os.environ:
+            in_force[key] = int(os.environ[key])
+        else:
+            os.environ[key] = str(threads)
+            in_force[key] = threads
+            applied.append(f"{key}={threads}")
+    blas = min(in_force["OPENBLAS_NUM_THREADS"], in_force["MKL_NUM_THREADS"])
+    threadpool_limits(limits=blas, user_api="blas")
+    threadpool_limits(limits=in_force["OMP_NUM_THREADS"], user_api="openmp")
+    numba.set_num_threads(min(in_force["NUMBA_NUM_THREADS"], numba.config.NUMBA_NUM_THREADS))
+    if applied:
+        warnings.warn(
+            f"covertreex thread guard applied {', '.join(applied)}; set these environment "
+            "variables yourself to choose other counts",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return in_force
+
+
+@contextlib.contextmanager
+def thread_limits(threads: int | None, enabled: bool = True):
+    """Within the block, BLAS/OpenMP and Numba use ``threads`` threads (default: cores),
+    unless the user pinned them through the environment; restored on exit."""
+    if not enabled:
+        yield
+        return
+    threads = threads or default_threads()
+    blas = {key: int(os.environ[key]) for key in THREAD_ENV[:3] if key in os.environ}
+    limit = min(blas.values()) if blas else threads
+    previous = numba.get_num_threads()
+    numba_threads = int(os.environ.get("NUMBA_NUM_THREADS", threads))
+    numba.set_num_threads(min(numba_threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        with threadpool_limits(limits=limit):
+            yield
+    finally:
+        numba.set_num_threads(previous)
