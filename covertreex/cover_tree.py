@@ -17,7 +17,8 @@ from .metrics.residual.metric import ResidualMetric
 from .query.knn import knn_search
 from .runtime import Runtime
 from .threads import thread_limits
-from .telemetry import KP_MS, KP_PAIRS, WB_MS, WB_PAIRS, BuildReport, QueryReport, new_counters
+from .telemetry import (KP_MS, KP_PAIRS, WB_MS, WB_PAIRS, BuildReport, QueryReport, new_counters,
+                        settle)
 from .tree import TreeArrays
 
 
@@ -37,7 +38,7 @@ def _make_metric(runtime: Runtime, data):
         )
     points = as_points(data, "points").copy()
     points.setflags(write=False)
-    return EuclideanMetric(points), points
+    return EuclideanMetric(points, runtime.phases), points
 
 
 def _as_flag(value, name: str) -> bool:
@@ -154,6 +155,7 @@ class CoverTree:
         with thread_limits(self.runtime.threads, enabled=self.runtime.phases.thread_guard):
             (idx, dist), pairs = knn_search(strategy, arrays, metric, qdata, rows, exclude, limit,
                                             k, self.runtime.query_block, counters)
+        settle(counters)
         if perm is not None:
             inv = np.empty_like(perm)
             inv[perm] = np.arange(perm.shape[0])

@@ -16,14 +16,28 @@ import numpy as np
 SCHEMA_ID = "covertreex.telemetry"
 SCHEMA_VERSION = 1
 
-# Slots of a counters array.
-WB_PAIRS, WB_MS, KP_PAIRS, KP_MS = range(4)
-N_COUNTERS = 4
+# Slots of a counters array. Numba kernels add cycle-counter ticks to the *_TICKS
+# slots; ``settle`` folds them into milliseconds once the kernels are done.
+WB_PAIRS, WB_MS, KP_PAIRS, KP_MS, WB_TICKS, KP_TICKS = range(6)
+N_COUNTERS = 6
 
 
 def new_counters() -> np.ndarray:
-    """(4,) float64: whitened_block_pairs, whitened_block_ms, kernel_provider_pairs, kernel_provider_ms."""
+    """(6,) float64 accumulators: whitened_block_pairs, whitened_block_ms,
+    kernel_provider_pairs, kernel_provider_ms, and two tick slots."""
     return np.zeros(N_COUNTERS)
+
+
+def settle(counters: np.ndarray) -> np.ndarray:
+    """Fold cycle ticks into the millisecond slots (in place) and return counters."""
+    if counters[WB_TICKS] or counters[KP_TICKS]:
+        from ._cycles import cycles_per_ms
+
+        per_ms = cycles_per_ms()
+        counters[WB_MS] += counters[WB_TICKS] / per_ms
+        counters[KP_MS] += counters[KP_TICKS] / per_ms
+        counters[WB_TICKS] = counters[KP_TICKS] = 0.0
+    return counters
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from ..telemetry import KP_MS, KP_PAIRS, WB_MS, WB_PAIRS, BatchRecord, new_counters
+from ..telemetry import KP_MS, KP_PAIRS, WB_MS, WB_PAIRS, BatchRecord, new_counters, settle
 from ..tree import FLOOR_LEVEL, TreeArrays, children_csr, finalize
 from .conflict_kernels import conflict_graph, grow_radii, luby_mis, pairwise_by_pairs, place_round
 from .scan import scan_batch
@@ -113,6 +113,7 @@ def build_tree(metric, order: np.ndarray, runtime, progress=None
                                          runtime.query_block, counters)
         cached = metric.tile(metric.data, batch, batch, counters) if reuse else None
         t2 = time.perf_counter()
+        settle(counters)
         pairwise = conflict_pairwise(metric, batch, cached, reuse)
         t3 = time.perf_counter()
         inserted, selected, rounds, graph_ms, mis_ms = _place(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import numba
 
-from ..frontier_kernels import expand_frontier
-from .scan_kernels import claim_bounds, claim_tile, scan_pointwise
+from ..walk import SCAN, walk_block
+from .scan_kernels import scan_pointwise
 
 
 def scan_batch(strategy, metric, batch, levels, radii, parent_dist, min_id_below, child_ptr,
@@ -22,21 +22,13 @@ def scan_batch(strategy, metric, batch, levels, radii, parent_dist, min_id_below
         scan_pointwise(metric.pair, metric.data, metric.data, batch, levels, radii, parent_dist,
                        child_ptr, child_idx, root, metric.prune_slack, chunks, best, parent, pdist)
         return best, parent, pdist
-    no_limit = np.full(min(b, block), levels.shape[0], dtype=np.int64)
+    no_limit = np.full(b, levels.shape[0], dtype=np.int64)
+    best[:] = np.iinfo(np.int64).max
+    pdist[:] = np.inf
+    empty_heap = np.empty((0, 0))
     for lo in range(0, b, block):
-        rows = batch[lo:lo + block]
-        sl = slice(lo, lo + rows.shape[0])
-        nodes = np.array([root], dtype=np.int64)
-        active = np.ones((rows.shape[0], 1), dtype=np.bool_)
-        dist = metric.tile(metric.data, rows, nodes, counters)
-        best[sl] = np.iinfo(np.int64).max
-        pdist[sl] = np.inf
-        while True:
-            claim_tile(dist, nodes, active, levels, best[sl], parent[sl], pdist[sl])
-            nodes, active = expand_frontier(
-                dist, nodes, active, claim_bounds(best[sl]), True, no_limit[: rows.shape[0]],
-                metric.prune_slack, levels, radii, min_id_below, child_ptr, child_idx)
-            if nodes.shape[0] == 0:
-                break
-            dist = metric.tile(metric.data, rows, nodes, counters)
+        sl = slice(lo, min(b, lo + block))
+        walk_block(metric, metric.data, SCAN, batch[sl], no_limit[sl], no_limit[sl], root, levels,
+                   radii, min_id_below, child_ptr, child_idx, best[sl], parent[sl], pdist[sl],
+                   empty_heap, empty_heap.astype(np.int64), counters)
     return best, parent, pdist

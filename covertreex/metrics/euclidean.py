@@ -15,15 +15,25 @@ def euclidean_pair(qdata, i, tdata, j):
     return math.sqrt(sq_distance(qdata, i, tdata, j))
 
 
+@njit(nogil=True)
+def euclidean_tile_kernel(qdata, tdata, rows, cols, counters):
+    """(len(rows), len(cols)) distances in nopython mode; counters untouched (no tiles to count)."""
+    out = np.empty((rows.shape[0], cols.shape[0]))
+    sq_distance_tile(qdata, rows, tdata, cols, out)
+    return np.sqrt(out)
+
+
 class EuclideanMetric:
     """Distances between rows of a query array and rows of the tree's (n, d) points."""
 
     name = "euclidean"
     pair = euclidean_pair
+    tile_kernel = euclidean_tile_kernel
     # Pair distances are exact to a few ulps; the relative term of may_descend covers them.
     prune_slack = 0.0
 
-    def __init__(self, points: np.ndarray, phases=None):
+    def __init__(self, points: np.ndarray, phases):
+        self.phases = phases
         self.points = points
         self.data = points
         self.n = points.shape[0]

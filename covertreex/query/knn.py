@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import numba
 
-from ..frontier_kernels import expand_frontier
 from ..tree import TreeArrays
-from .knn_kernels import knn_pointwise, offer_tile
+from ..walk import KNN, walk_block
+from .knn_kernels import knn_pointwise
 
 
 def sorted_results(hd: np.ndarray, hi: np.ndarray):
@@ -25,7 +25,8 @@ def knn_search(strategy, tree: TreeArrays, metric, qdata, rows, exclude, limit, 
     qdata: the metric's query-side data; rows (q,) int64 rows of qdata; exclude (q,)
     an id each row may not return (-1 for none); limit (q,) ids >= limit are not
     candidates. Returns ((idx (q, k) int64, dist (q, k) float64) sorted by (dist, id),
-    pairs (q,) int64 distances evaluated per row; the blocked strategy counts whole tiles).
+    pairs (q,) int64 distances evaluated; the blocked strategy counts whole tiles, per block,
+    on the block's first row).
     """
     q = rows.shape[0]
     hd = np.full((q, k), np.inf)
@@ -37,17 +38,12 @@ def knn_search(strategy, tree: TreeArrays, metric, qdata, rows, exclude, limit, 
                       tree.parent_dist, tree.min_id_below, tree.child_ptr, tree.child_idx, tree.root,
                       metric.prune_slack, chunks, hd, hi, pairs)
         return sorted_results(hd, hi), pairs
-    root = np.array([tree.root], dtype=np.int64)
+    none = np.empty(0, dtype=np.int64)
     for lo in range(0, q, block):
         sl = slice(lo, min(q, lo + block))
-        brows, bhd, bhi = rows[sl], hd[sl], hi[sl]
-        nodes = root
-        active = (tree.min_id_below[tree.root] < limit[sl])[:, None].copy()
-        while nodes.shape[0]:
-            dist = metric.tile(qdata, brows, nodes, counters)
-            pairs[sl] += nodes.shape[0]
-            offer_tile(dist, nodes, active, exclude[sl], limit[sl], bhd, bhi)
-            nodes, active = expand_frontier(
-                dist, nodes, active, bhd[:, 0].copy(), False, limit[sl], metric.prune_slack,
-                tree.levels, tree.radii, tree.min_id_below, tree.child_ptr, tree.child_idx)
+        pairs[sl] = 0
+        pairs[lo] = walk_block(metric, qdata, KNN, rows[sl], exclude[sl], limit[sl], tree.root,
+                               tree.levels, tree.radii, tree.min_id_below, tree.child_ptr,
+                               tree.child_idx, none, none, none.astype(np.float64), hd[sl], hi[sl],
+                               counters)
     return sorted_results(hd, hi), pairs

@@ -54,6 +54,35 @@ def offer_tile(dist, nodes, active, exclude, limit, hd, hi):
 
 
 @njit(nogil=True)
+def merge_tile_sorted(dist, nodes, active, exclude, limit, hd, hi):
+    """Pre-audit selection (phase topk_selection off): each row's admissible tile
+    entries and its current k best are fully sorted together and the first k kept.
+    The rows of hd, hi stay max-heaps: a descending sorted array is one."""
+    b, f = dist.shape
+    k = hd.shape[1]
+    for r in range(b):
+        cand_d = np.empty(f + k)
+        cand_i = np.empty(f + k, dtype=np.int64)
+        m = 0
+        for t in range(k):
+            cand_d[m] = hd[r, t]
+            cand_i[m] = hi[r, t]
+            m += 1
+        for c in range(f):
+            g = nodes[c]
+            if active[r, c] and g != exclude[r] and g < limit[r]:
+                cand_d[m] = dist[r, c]
+                cand_i[m] = g
+                m += 1
+        # Sort by id, then stably by distance: (distance, id) order.
+        by_id = np.argsort(cand_i[:m], kind="mergesort")
+        order = by_id[np.argsort(cand_d[:m][by_id], kind="mergesort")]
+        for t in range(k):
+            hd[r, k - 1 - t] = cand_d[order[t]]
+            hi[r, k - 1 - t] = cand_i[order[t]]
+
+
+@njit(nogil=True)
 def _sort_segment(stack, stack_d, lo, hi, radii):
     """Order stack[lo:hi] by descending lower bound d - radius so the nearest subtree
     pops first. Insertion sort in place: segments are short and this runs per node."""

@@ -14,7 +14,8 @@ import numpy as np
 from numba import njit, prange
 
 from ...kernels import MATERN52_CODE
-from ...telemetry import KP_MS, KP_PAIRS, WB_MS, WB_PAIRS
+from ..._cycles import read_cycles
+from ...telemetry import KP_MS, KP_PAIRS, KP_TICKS, WB_MS, WB_PAIRS, WB_TICKS
 from ..distance_kernels import sq_distance
 from .backend import ResidualBackend
 
@@ -22,8 +23,7 @@ _SQRT5 = math.sqrt(5.0)
 
 
 @njit(nogil=True, inline="always")
-def _kernel_value(xs, i, j, s2, code):
-    r2 = sq_distance(xs, i, xs, j)
+def _profile(r2, s2, code):
     if code == MATERN52_CODE:
         r = math.sqrt(r2)
         return s2 * (1.0 + _SQRT5 * r + (5.0 / 3.0) * r2) * math.exp(-_SQRT5 * r)
@@ -41,11 +41,11 @@ def _distance_from_cov(cov, pi, pj):
 
 @njit(nogil=True, inline="always")
 def residual_pair(qdata, i, tdata, j):
-    xs, v, p, s2, code = tdata
+    xs, v, p, s2, code = tdata[0], tdata[1], tdata[2], tdata[3], tdata[4]
     dot = 0.0
     for t in range(v.shape[1]):
         dot += v[i, t] * v[j, t]
-    return _distance_from_cov(_kernel_value(xs, i, j, s2, code) - dot, p[i], p[j])
+    return _distance_from_cov(_profile(sq_distance(xs, i, xs, j), s2, code) - dot, p[i], p[j])
 
 
 @njit(nogil=True, parallel=True)
@@ -71,6 +71,60 @@ def gram_by_pairs(v, rows, cols, out):
             out[a, b] = acc
 
 
+@njit(nogil=True)
+def _gather(a, rows):
+    out = np.empty((rows.shape[0], a.shape[1]))
+    for r in range(rows.shape[0]):
+        out[r] = a[rows[r]]
+    return out
+
+
+@njit(nogil=True, parallel=True)
+def _kernel_into(xs, centred, sq_norms, s2, code, rows, cols, cross, use_cross, out):
+    for a in prange(rows.shape[0]):
+        i = rows[a]
+        for b in range(cols.shape[0]):
+            j = cols[b]
+            if use_cross:
+                r2 = max(sq_norms[i] + sq_norms[j] - 2.0 * cross[a, b], 0.0)
+            else:
+                r2 = sq_distance(xs, i, xs, j)
+            out[a, b] = _profile(r2, s2, code)
+
+
+@njit(nogil=True)
+def residual_tile_kernel(qdata, tdata, rows, cols, counters):
+    """Residual distance tile (len(rows), len(cols)) without leaving nopython mode.
+
+    The nogil twin of ``ResidualMetric.tile`` for the phase-6 loop, following the same
+    phase 1 and 2 choices (carried in ``tdata``); time goes to the tick slots of counters.
+    """
+    xs, v, p, s2, code = tdata[0], tdata[1], tdata[2], tdata[3], tdata[4]
+    centred, sq_norms, gemm_v, gemm_k = tdata[5], tdata[6], tdata[7], tdata[8]
+    t0 = read_cycles()
+    if gemm_v:
+        gram = np.dot(_gather(v, rows), _gather(v, cols).T)
+    else:
+        gram = np.empty((rows.shape[0], cols.shape[0]))
+        gram_by_pairs(v, rows, cols, gram)
+    t1 = read_cycles()
+    if gemm_k:
+        cross = np.dot(_gather(centred, rows), _gather(centred, cols).T)
+    else:
+        cross = np.empty((0, 0))
+    ktile = np.empty((rows.shape[0], cols.shape[0]))
+    _kernel_into(xs, centred, sq_norms, s2, code, rows, cols, cross, gemm_k, ktile)
+    t2 = read_cycles()
+    _finish_tile(p, rows, cols, ktile, gram)
+    t3 = read_cycles()
+    pairs = rows.shape[0] * cols.shape[0]
+    counters[WB_PAIRS] += pairs
+    counters[KP_PAIRS] += pairs
+    counters[WB_TICKS] += (t1 - t0) + (t3 - t2)
+    counters[KP_TICKS] += t2 - t1
+    return gram
+
+
 class ResidualMetric:
     """Residual-correlation distances between dataset ids of one backend.
 
@@ -82,6 +136,7 @@ class ResidualMetric:
 
     name = "residual_correlation"
     pair = residual_pair
+    tile_kernel = residual_tile_kernel
 
     def __init__(self, backend: ResidualBackend, phases):
         self.backend = backend
@@ -91,10 +146,12 @@ class ResidualMetric:
         xs = backend.kernel.scale(backend.coords)
         self.v = np.ascontiguousarray(backend.v_matrix)
         self.p = np.ascontiguousarray(backend.p_diag)
-        self.data = (xs, self.v, self.p, float(backend.kernel.variance), int(backend.kernel.code))
         # Centring shrinks |a|^2 + |b|^2, the scale of the GEMM form's cancellation error.
         self.centred = np.ascontiguousarray(xs - xs.mean(axis=0))
         self.sq_norms = np.einsum("ij,ij->i", self.centred, self.centred)
+        self.data = (xs, self.v, self.p, float(backend.kernel.variance), int(backend.kernel.code),
+                     self.centred, self.sq_norms, bool(phases.block_gemm),
+                     bool(phases.gemm_kernel_provider))
         # Absolute slack on pruning bounds. float64 evaluates 1 - |rho| to within
         # delta = O(eps * (s2 + |V|^2) / min p) and sqrt turns that into at most sqrt(delta)
         # in d (|sqrt a - sqrt b| <= sqrt|a - b|), so bounds built from computed distances

@@ -1,0 +1,58 @@
+"""The blocked tree walk in nopython mode (audit phase 6 on).
+
+A block of rows walks the tree together: each step evaluates the rows against the
+joint frontier as one tile, applies the claims (build scan) or heap offers (kNN),
+and expands the frontier. The walk, the tiles and the telemetry stay in Numba
+without the GIL; ``covertreex.walk`` holds the Python twin that phase 6 replaces.
+"""
+
+import numpy as np
+from numba import njit
+
+from .build.scan_kernels import claim_bounds, claim_tile
+from .frontier_kernels import expand_frontier
+from .query.knn_kernels import merge_tile_sorted, offer_tile
+
+SCAN = 0
+KNN = 1
+
+
+@njit(nogil=True)
+def initial_active(mode, root, min_id_below, limit):
+    """(b, 1) visit flags of the root: kNN rows whose limit excludes every id skip it."""
+    active = np.ones((limit.shape[0], 1), dtype=np.bool_)
+    if mode == KNN:
+        for r in range(limit.shape[0]):
+            active[r, 0] = min_id_below[root] < limit[r]
+    return active
+
+
+@njit(nogil=True)
+def visit_tile(mode, topk, dist, nodes, active, exclude, limit, levels, best, parent, pdist, hd, hi):
+    """Apply one tile; returns the rows' descent bounds for ``expand_frontier``."""
+    if mode == SCAN:
+        claim_tile(dist, nodes, active, levels, best, parent, pdist)
+        return claim_bounds(best)
+    if topk:
+        offer_tile(dist, nodes, active, exclude, limit, hd, hi)
+    else:
+        merge_tile_sorted(dist, nodes, active, exclude, limit, hd, hi)
+    return hd[:, 0].copy()
+
+
+@njit(nogil=True)
+def walk_block_kernel(tile_kernel, qdata, tdata, mode, topk, rows, exclude, limit, root, levels,
+                      radii, min_id_below, child_ptr, child_idx, slack, best, parent, pdist, hd,
+                      hi, counters):
+    """Walk one block of rows (b,) to the end; returns the pairs evaluated."""
+    nodes = np.full(1, root, dtype=np.int64)
+    active = initial_active(mode, root, min_id_below, limit)
+    pairs = 0
+    while nodes.shape[0] > 0:
+        dist = tile_kernel(qdata, tdata, rows, nodes, counters)
+        pairs += dist.size
+        bound = visit_tile(mode, topk, dist, nodes, active, exclude, limit, levels, best, parent,
+                           pdist, hd, hi)
+        nodes, active = expand_frontier(dist, nodes, active, bound, mode == SCAN, limit, slack,
+                                        levels, radii, min_id_below, child_ptr, child_idx)
+    return pairs
