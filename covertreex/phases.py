@@ -29,8 +29,10 @@ class Phases:
                           (off: a broadcast (rows x cols x d) float64 difference tile)
     residual_strategy:    the conflict graph reuses the batch distances of the traversal
                           (off: it recomputes them pair by pair)
-    float32_staging:      float32 tiles with a rigorous error bound, float64 for open pairs
-                          (off: float64 throughout)
+    float32_staging:      NOT IMPLEMENTED YET: accepted and recorded, but tiles stay float64
+                          either way. Planned: float32 GEMM with the rigorous bound
+                          gamma_m |V_i||V_j| / sqrt(p_i p_j) on rho, float64 for the pairs it
+                          leaves open and for low-p rows
     topk_selection:       argpartition plus a small stable sort (off: full sorts)
     nopython_chunk_loop:  the tile loop runs in Numba without Python calls (off: Python
                           calls the kernel provider for every chunk)
