@@ -36,49 +36,72 @@ def may_descend(dg, rg, bound, slack):
     return dg - rg <= bound + slack + 1e-10 * (dg + rg + bound)
 
 
+@njit(nogil=True, inline="always")
+def child_needed(gap, g, bound, level_cap, levels, radii, slack):
+    """Whether a row must evaluate child g, knowing only gap = |d(row, c) - d(c, g)| <= d(row, g).
+
+    kNN (no level cap): g or a descendant can enter if gap - radius(g) <= bound.
+    Build scan (level cap): g itself can claim if gap <= min(bound, 2**level(g)), a
+    descendant if gap - radius(g) <= min(bound, 2**(level(g) - 1)).
+    """
+    if not level_cap:
+        return may_descend(gap, radii[g], bound, slack)
+    return (may_descend(gap, 0.0, min(bound, pow2(levels[g])), slack)
+            or may_descend(gap, radii[g], min(bound, pow2(levels[g] - 1)), slack))
+
+
 @njit(nogil=True)
 def expand_frontier(dist, nodes, active, row_bound, level_cap, row_limit, slack,
-                    levels, radii, min_id_below, child_ptr, child_idx):
+                    levels, radii, parent_dist, min_id_below, child_ptr, child_idx):
     """Children of the frontier that some row must visit next.
 
     dist, active: (b, f) distances and visit flags of rows against frontier ``nodes`` (f,).
     A row descends into node g when ``may_descend`` holds for bound
-    min(row_bound[r], 2**(level[g] - 1) if level_cap) and min_id_below[g] < row_limit[r].
-    Returns (next_nodes (f2,) int64, next_active (b, f2) bool).
+    min(row_bound[r], 2**(level[g] - 1) if level_cap) and min_id_below[g] < row_limit[r];
+    it then needs child h unless ``child_needed`` rules it out, and a child no row
+    needs leaves the frontier. Returns (next_nodes (f2,) int64, next_active (b, f2) bool).
     """
     b, f = dist.shape
-    descend = np.zeros((b, f), dtype=np.bool_)
-    count = 0
+    # Pass 1: which (row, child) pairs are needed, as flat lists per frontier node.
+    total = 0
     for c in range(f):
-        g = nodes[c]
-        nkids = child_ptr[g + 1] - child_ptr[g]
-        if nkids == 0:
-            continue
-        cap = pow2(levels[g] - 1) if level_cap else np.inf
-        used = False
-        for r in range(b):
-            if active[r, c] and min_id_below[g] < row_limit[r]:
-                if may_descend(dist[r, c], radii[g], min(row_bound[r], cap), slack):
-                    descend[r, c] = True
-                    used = True
-        if used:
-            count += nkids
-    next_nodes = np.empty(count, dtype=np.int64)
-    next_active = np.zeros((b, count), dtype=np.bool_)
-    pos = 0
+        total += child_ptr[nodes[c] + 1] - child_ptr[nodes[c]]
+    need = np.zeros((b, total), dtype=np.bool_)
+    kid_used = np.zeros(total, dtype=np.bool_)
+    base = 0
     for c in range(f):
         g = nodes[c]
         lo = child_ptr[g]
-        hi = child_ptr[g + 1]
-        if hi == lo:
+        nkids = child_ptr[g + 1] - lo
+        if nkids == 0:
             continue
-        used = False
+        cap = pow2(levels[g] - 1) if level_cap else np.inf
         for r in range(b):
-            if descend[r, c]:
-                used = True
-                for t in range(hi - lo):
-                    next_active[r, pos + t] = True
-        if used:
-            next_nodes[pos:pos + hi - lo] = child_idx[lo:hi]
-            pos += hi - lo
+            if not active[r, c] or min_id_below[g] >= row_limit[r]:
+                continue
+            dc = dist[r, c]
+            if not may_descend(dc, radii[g], min(row_bound[r], cap), slack):
+                continue
+            for t in range(nkids):
+                h = child_idx[lo + t]
+                if min_id_below[h] < row_limit[r] and child_needed(
+                        abs(dc - parent_dist[h]), h, row_bound[r], level_cap, levels, radii, slack):
+                    need[r, base + t] = True
+                    kid_used[base + t] = True
+        base += nkids
+    # Pass 2: compact to the children some row needs.
+    keep = np.flatnonzero(kid_used)
+    next_nodes = np.empty(keep.shape[0], dtype=np.int64)
+    next_active = np.empty((b, keep.shape[0]), dtype=np.bool_)
+    base = 0
+    pos = 0
+    for c in range(f):
+        g = nodes[c]
+        for t in range(child_ptr[g], child_ptr[g + 1]):
+            if kid_used[base]:
+                next_nodes[pos] = child_idx[t]
+                for r in range(b):
+                    next_active[r, pos] = need[r, base]
+                pos += 1
+            base += 1
     return next_nodes, next_active

@@ -10,8 +10,8 @@ from .walk_kernels import KNN, SCAN, initial_active, visit_tile, walk_block_kern
 __all__ = ["KNN", "SCAN", "walk_block"]
 
 
-def walk_block(metric, qdata, mode, rows, exclude, limit, root, levels, radii, min_id_below,
-               child_ptr, child_idx, best, parent, pdist, hd, hi, counters) -> int:
+def walk_block(metric, qdata, mode, rows, exclude, limit, root, levels, radii, parent_dist,
+               min_id_below, child_ptr, child_idx, best, parent, pdist, hd, hi, counters) -> int:
     """Walk a block of rows (b,) through the tree; returns the pairs evaluated.
 
     mode SCAN fills best/parent/pdist (b,) (start them at int max / any / inf); mode KNN
@@ -20,8 +20,9 @@ def walk_block(metric, qdata, mode, rows, exclude, limit, root, levels, radii, m
     topk = bool(metric.phases.topk_selection)
     if metric.phases.nopython_chunk_loop:
         return walk_block_kernel(metric.tile_kernel, qdata, metric.data, mode, topk, rows, exclude,
-                                 limit, root, levels, radii, min_id_below, child_ptr, child_idx,
-                                 metric.prune_slack, best, parent, pdist, hd, hi, counters)
+                                 limit, root, levels, radii, parent_dist, min_id_below, child_ptr,
+                                 child_idx, metric.prune_slack, best, parent, pdist, hd, hi,
+                                 counters)
     # Pre-audit shape: Python drives the loop and calls the tile provider per chunk.
     nodes = np.full(1, root, dtype=np.int64)
     active = initial_active(mode, root, min_id_below, limit)
@@ -32,6 +33,6 @@ def walk_block(metric, qdata, mode, rows, exclude, limit, root, levels, radii, m
         bound = visit_tile(mode, topk, dist, nodes, active, exclude, limit, levels, best, parent,
                            pdist, hd, hi)
         nodes, active = expand_frontier(dist, nodes, active, bound, mode == SCAN, limit,
-                                        metric.prune_slack, levels, radii, min_id_below, child_ptr,
-                                        child_idx)
+                                        metric.prune_slack, levels, radii, parent_dist, min_id_below,
+                                        child_ptr, child_idx)
     return pairs

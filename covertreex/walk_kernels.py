@@ -42,8 +42,8 @@ def visit_tile(mode, topk, dist, nodes, active, exclude, limit, levels, best, pa
 
 @njit(nogil=True)
 def walk_block_kernel(tile_kernel, qdata, tdata, mode, topk, rows, exclude, limit, root, levels,
-                      radii, min_id_below, child_ptr, child_idx, slack, best, parent, pdist, hd,
-                      hi, counters):
+                      radii, parent_dist, min_id_below, child_ptr, child_idx, slack, best, parent,
+                      pdist, hd, hi, counters):
     """Walk one block of rows (b,) to the end; returns the pairs evaluated."""
     nodes = np.full(1, root, dtype=np.int64)
     active = initial_active(mode, root, min_id_below, limit)
@@ -54,5 +54,5 @@ def walk_block_kernel(tile_kernel, qdata, tdata, mode, topk, rows, exclude, limi
         bound = visit_tile(mode, topk, dist, nodes, active, exclude, limit, levels, best, parent,
                            pdist, hd, hi)
         nodes, active = expand_frontier(dist, nodes, active, bound, mode == SCAN, limit, slack,
-                                        levels, radii, min_id_below, child_ptr, child_idx)
+                                        levels, radii, parent_dist, min_id_below, child_ptr, child_idx)
     return pairs

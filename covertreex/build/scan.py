@@ -29,6 +29,6 @@ def scan_batch(strategy, metric, batch, levels, radii, parent_dist, min_id_below
     for lo in range(0, b, block):
         sl = slice(lo, min(b, lo + block))
         walk_block(metric, metric.data, SCAN, batch[sl], no_limit[sl], no_limit[sl], root, levels,
-                   radii, min_id_below, child_ptr, child_idx, best[sl], parent[sl], pdist[sl],
-                   empty_heap, empty_heap.astype(np.int64), counters)
+                   radii, parent_dist, min_id_below, child_ptr, child_idx, best[sl], parent[sl],
+                   pdist[sl], empty_heap, empty_heap.astype(np.int64), counters)
     return best, parent, pdist

@@ -10,7 +10,7 @@ of g can lower B only through a node w with d(p, w) <= min(2**(level(g) - 1), 2*
 import numpy as np
 from numba import njit, prange
 
-from ..frontier_kernels import level_of_distance, may_descend, pow2
+from ..frontier_kernels import child_needed, level_of_distance, may_descend, pow2
 
 
 @njit(nogil=True, inline="always")
@@ -52,10 +52,8 @@ def scan_pointwise(pair, qdata, tdata, batch, levels, radii, parent_dist, child_
                 for t in range(child_ptr[c], child_ptr[c + 1]):
                     g = child_idx[t]
                     # |d(p, c) - d(c, g)| bounds d(p, g) from below without evaluating it.
-                    gap = abs(dc - parent_dist[g])
-                    reach = min(levels[g], best[a] - 1)
-                    if not may_descend(gap, 0.0, pow2(reach), slack) and not may_descend(
-                            gap, radii[g], pow2(reach - 1), slack):
+                    if not child_needed(abs(dc - parent_dist[g]), g, pow2(best[a] - 1), True,
+                                        levels, radii, slack):
                         continue
                     dg = pair(qdata, p, tdata, g)
                     _claim(dg, g, levels[g], best, parent, pdist, a)

@@ -43,7 +43,7 @@ def knn_search(strategy, tree: TreeArrays, metric, qdata, rows, exclude, limit, 
         sl = slice(lo, min(q, lo + block))
         pairs[sl] = 0
         pairs[lo] = walk_block(metric, qdata, KNN, rows[sl], exclude[sl], limit[sl], tree.root,
-                               tree.levels, tree.radii, tree.min_id_below, tree.child_ptr,
-                               tree.child_idx, none, none, none.astype(np.float64), hd[sl], hi[sl],
-                               counters)
+                               tree.levels, tree.radii, tree.parent_dist, tree.min_id_below,
+                               tree.child_ptr, tree.child_idx, none, none, none.astype(np.float64),
+                               hd[sl], hi[sl], counters)
     return sorted_results(hd, hi), pairs
