@@ -14,6 +14,7 @@ from .build.order import hilbert_keys, insertion_order
 from .metrics.euclidean import EuclideanMetric
 from .metrics.residual.backend import ResidualBackend
 from .metrics.residual.metric import ResidualMetric
+from .layout import Layout, make_layout
 from .query.knn import knn_search
 from .runtime import Runtime
 from .threads import thread_limits
@@ -59,6 +60,7 @@ class CoverTree:
     arrays: TreeArrays | None = None
     metric: object = None
     build_report: BuildReport | None = None
+    layout: Layout | None = None
     _coords: np.ndarray | None = None
 
     def __post_init__(self):
@@ -85,7 +87,13 @@ class CoverTree:
             build_wall_ms = (time.perf_counter() - start) * 1e3
         report = BuildReport(metric=metric.name, n=arrays.n, phases=self.runtime.phases.as_dict(),
                              build_wall_ms=build_wall_ms, batches=batches)
-        return replace(self, arrays=arrays, metric=metric, build_report=report, _coords=coords)
+        layout = None
+        if self.runtime.traversal == "pointwise":
+            layout = make_layout(metric, arrays.root, arrays.child_ptr, arrays.child_idx, arrays.n,
+                                 arrays.levels, arrays.radii, arrays.parent_dist,
+                                 arrays.min_id_below)
+        return replace(self, arrays=arrays, metric=metric, build_report=report, layout=layout,
+                       _coords=coords)
 
     def _fitted(self) -> TreeArrays:
         if self.arrays is None:
@@ -153,8 +161,8 @@ class CoverTree:
             rows, exclude, limit = rows[perm], exclude[perm], limit[perm]
         counters = new_counters()
         with thread_limits(self.runtime.threads, enabled=self.runtime.phases.thread_guard):
-            (idx, dist), pairs = knn_search(strategy, arrays, metric, qdata, rows, exclude, limit,
-                                            k, self.runtime.query_block, counters)
+            (idx, dist), pairs = knn_search(strategy, arrays, self.layout, metric, qdata, rows,
+                                            exclude, limit, k, self.runtime.query_block, counters)
         settle(counters)
         if perm is not None:
             inv = np.empty_like(perm)

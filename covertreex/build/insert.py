@@ -110,7 +110,7 @@ def build_tree(metric, order: np.ndarray, runtime, progress=None
         t1 = time.perf_counter()
         best, parent, pdist = scan_batch(runtime.traversal, metric, batch, levels, radii,
                                          parent_dist, min_id_below, child_ptr, child_idx, root,
-                                         runtime.query_block, counters)
+                                         pos, runtime.query_block, counters)
         cached = metric.tile(metric.data, batch, batch, counters) if reuse else None
         t2 = time.perf_counter()
         settle(counters)

@@ -5,22 +5,26 @@ from __future__ import annotations
 import numpy as np
 import numba
 
+from ..layout import make_layout
 from ..walk import SCAN, walk_block
 from .scan_kernels import scan_pointwise
 
 
 def scan_batch(strategy, metric, batch, levels, radii, parent_dist, min_id_below, child_ptr,
-               child_idx, root, block, counters):
+               child_idx, root, n_nodes, block, counters):
     """Lowest claim level, parent and parent distance of each batch point: (b,) int64, int64,
-    float64. Tiles add their pairs and time to ``counters``."""
+    float64. The tree holds n_nodes nodes; tiles add their pairs and time to ``counters``."""
     b = batch.shape[0]
     best = np.empty(b, dtype=np.int64)
     parent = np.empty(b, dtype=np.int64)
     pdist = np.empty(b)
     if strategy == "pointwise":
+        lay = make_layout(metric, root, child_ptr, child_idx, n_nodes, levels, radii, parent_dist,
+                          min_id_below)
         chunks = min(b, 4 * numba.get_num_threads())
-        scan_pointwise(metric.pair, metric.data, metric.data, batch, levels, radii, parent_dist,
-                       child_ptr, child_idx, root, metric.prune_slack, chunks, best, parent, pdist)
+        scan_pointwise(metric.pair, metric.data, lay.data, batch, lay.order, lay.child_start,
+                       lay.child_count, lay.levels, lay.radii, lay.parent_dist, metric.prune_slack,
+                       chunks, best, parent, pdist)
         return best, parent, pdist
     no_limit = np.full(b, levels.shape[0], dtype=np.int64)
     best[:] = np.iinfo(np.int64).max

@@ -23,41 +23,46 @@ def _claim(dg, g, lg, best, parent, pdist, a):
 
 
 @njit(nogil=True, parallel=True)
-def scan_pointwise(pair, qdata, tdata, batch, levels, radii, parent_dist, child_ptr, child_idx,
-                   root, slack, n_chunks, best, parent, pdist):
-    """Depth-first scan per batch point; fills best, parent, pdist (b,)."""
+def scan_pointwise(pair, qdata, ldata, batch, order, child_start, child_count, levels, radii,
+                   parent_dist, slack, n_chunks, best, parent, pdist):
+    """Depth-first scan per batch point over a breadth-first layout (arrays by position,
+    position 0 the root); fills best, parent (dataset ids) and pdist (b,)."""
     b = batch.shape[0]
-    n = levels.shape[0]
+    n = order.shape[0]
     for chunk in prange(n_chunks):
         stack = np.empty(n, dtype=np.int64)
         stack_d = np.empty(n)
         for a in range(chunk * b // n_chunks, (chunk + 1) * b // n_chunks):
             p = batch[a]
-            d0 = pair(qdata, p, tdata, root)
+            d0 = pair(qdata, p, ldata, 0)
             best[a] = level_of_distance(d0)
-            parent[a] = root
+            parent[a] = order[0]
             pdist[a] = d0
-            stack[0] = root
+            stack[0] = 0
             stack_d[0] = d0
             top = 1
             while top > 0:
                 top -= 1
                 c = stack[top]
-                if c != root:
+                if c != 0:
                     # best may have dropped since c was pushed.
                     bound = pow2(min(levels[c], best[a]) - 1)
                     if not may_descend(stack_d[top], radii[c], bound, slack):
                         continue
                 dc = stack_d[top]
-                for t in range(child_ptr[c], child_ptr[c + 1]):
-                    g = child_idx[t]
+                lo = child_start[c]
+                for g in range(lo, lo + child_count[c]):
                     # |d(p, c) - d(c, g)| bounds d(p, g) from below without evaluating it.
                     if not child_needed(abs(dc - parent_dist[g]), g, pow2(best[a] - 1), True,
                                         levels, radii, slack):
                         continue
-                    dg = pair(qdata, p, tdata, g)
-                    _claim(dg, g, levels[g], best, parent, pdist, a)
-                    if child_ptr[g + 1] > child_ptr[g]:
+                    dg = pair(qdata, p, ldata, g)
+                    lvl = level_of_distance(dg)
+                    if lvl <= levels[g] and (lvl < best[a] or (lvl == best[a] and dg < pdist[a])):
+                        best[a] = lvl
+                        parent[a] = order[g]
+                        pdist[a] = dg
+                    if child_count[g] > 0:
                         bound = pow2(min(levels[g], best[a]) - 1)
                         if may_descend(dg, radii[g], bound, slack):
                             stack[top] = g

@@ -38,6 +38,10 @@ class EuclideanMetric:
         self.data = points
         self.n = points.shape[0]
 
+    def gather(self, ids: np.ndarray) -> np.ndarray:
+        """Pair-kernel data of the points ``ids``, in that order."""
+        return np.ascontiguousarray(self.data[ids])
+
     def tile(self, qdata, rows: np.ndarray, cols: np.ndarray, counters=None) -> np.ndarray:
         """(len(rows), len(cols)) float64 distances from qdata[rows] to points[cols].
         Euclidean tiles have no whitened block or kernel provider: counters stay as they are."""

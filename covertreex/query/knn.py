@@ -19,9 +19,11 @@ def sorted_results(hd: np.ndarray, hi: np.ndarray):
     return idx, dist
 
 
-def knn_search(strategy, tree: TreeArrays, metric, qdata, rows, exclude, limit, k, block, counters):
+def knn_search(strategy, tree: TreeArrays, layout, metric, qdata, rows, exclude, limit, k, block,
+               counters):
     """k nearest admissible tree nodes for each query row.
 
+    layout: the tree's breadth-first ``Layout`` (pointwise strategy) or None;
     qdata: the metric's query-side data; rows (q,) int64 rows of qdata; exclude (q,)
     an id each row may not return (-1 for none); limit (q,) ids >= limit are not
     candidates. Returns ((idx (q, k) int64, dist (q, k) float64) sorted by (dist, id),
@@ -34,9 +36,9 @@ def knn_search(strategy, tree: TreeArrays, metric, qdata, rows, exclude, limit, 
     pairs = np.zeros(q, dtype=np.int64)
     if strategy == "pointwise":
         chunks = min(q, 8 * numba.get_num_threads())
-        knn_pointwise(metric.pair, qdata, metric.data, rows, exclude, limit, tree.radii,
-                      tree.parent_dist, tree.min_id_below, tree.child_ptr, tree.child_idx, tree.root,
-                      metric.prune_slack, chunks, hd, hi, pairs)
+        knn_pointwise(metric.pair, qdata, layout.data, rows, exclude, limit, layout.order,
+                      layout.child_start, layout.child_count, layout.radii, layout.parent_dist,
+                      layout.min_id_below, metric.prune_slack, chunks, hd, hi, pairs)
         return sorted_results(hd, hi), pairs
     none = np.empty(0, dtype=np.int64)
     for lo in range(0, q, block):

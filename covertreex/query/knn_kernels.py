@@ -100,24 +100,26 @@ def _sort_segment(stack, stack_d, lo, hi, radii):
 
 
 @njit(nogil=True, parallel=True)
-def knn_pointwise(pair, qdata, tdata, rows, exclude, limit, radii, parent_dist, min_id_below,
-                  child_ptr, child_idx, root, slack, n_chunks, hd, hi, pairs):
-    """Depth-first, nearest-subtree-first kNN per row; fills the heaps hd, hi (q, k)
-    and pairs (q,), the distances each row evaluated."""
+def knn_pointwise(pair, qdata, ldata, rows, exclude, limit, order, child_start, child_count,
+                  radii, parent_dist, min_id_below, slack, n_chunks, hd, hi, pairs):
+    """Depth-first, nearest-subtree-first kNN per row over a breadth-first layout
+    (covertreex.layout: position 0 is the root, arrays indexed by position, ldata the
+    pair data in position order). Fills the heaps hd, hi (q, k) with dataset ids and
+    pairs (q,), the distances each row evaluated."""
     q = rows.shape[0]
-    n = radii.shape[0]
+    n = order.shape[0]
     for chunk in prange(n_chunks):
         stack = np.empty(n, dtype=np.int64)
         stack_d = np.empty(n)
         for a in range(chunk * q // n_chunks, (chunk + 1) * q // n_chunks):
             i = rows[a]
-            if min_id_below[root] >= limit[a]:
+            if min_id_below[0] >= limit[a]:
                 continue
-            d0 = pair(qdata, i, tdata, root)
+            d0 = pair(qdata, i, ldata, 0)
             evaluated = 1
-            if root != exclude[a] and root < limit[a]:
-                heap_offer(hd, hi, a, d0, root)
-            stack[0] = root
+            if order[0] != exclude[a] and order[0] < limit[a]:
+                heap_offer(hd, hi, a, d0, order[0])
+            stack[0] = 0
             stack_d[0] = d0
             top = 1
             while top > 0:
@@ -127,18 +129,19 @@ def knn_pointwise(pair, qdata, tdata, rows, exclude, limit, radii, parent_dist, 
                     continue
                 base = top
                 dc = stack_d[top]
-                for t in range(child_ptr[c], child_ptr[c + 1]):
-                    g = child_idx[t]
+                lo = child_start[c]
+                for g in range(lo, lo + child_count[c]):
                     if min_id_below[g] >= limit[a]:
                         continue
                     # |d(q, c) - d(c, g)| - radius(g) bounds g's whole subtree for free.
                     if not may_descend(abs(dc - parent_dist[g]), radii[g], hd[a, 0], slack):
                         continue
-                    dg = pair(qdata, i, tdata, g)
+                    dg = pair(qdata, i, ldata, g)
                     evaluated += 1
-                    if g != exclude[a] and g < limit[a]:
-                        heap_offer(hd, hi, a, dg, g)
-                    if child_ptr[g + 1] > child_ptr[g] and may_descend(dg, radii[g], hd[a, 0], slack):
+                    gid = order[g]
+                    if gid != exclude[a] and gid < limit[a]:
+                        heap_offer(hd, hi, a, dg, gid)
+                    if child_count[g] > 0 and may_descend(dg, radii[g], hd[a, 0], slack):
                         stack[top] = g
                         stack_d[top] = dg
                         top += 1

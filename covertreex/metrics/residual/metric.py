@@ -160,6 +160,11 @@ class ResidualMetric:
         delta = 64.0 * np.finfo(np.float64).eps * (backend.kernel.variance + vmax) / float(self.p.min())
         self.prune_slack = float(min(1.0, 2.0 * math.sqrt(delta)))
 
+    def gather(self, ids: np.ndarray):
+        """Pair-kernel data of the points ``ids``, in that order."""
+        return tuple(np.ascontiguousarray(part[ids]) if isinstance(part, np.ndarray) else part
+                     for part in self.data)
+
     def kernel_tile(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """(len(rows), len(cols)) float64 kernel values k(x_rows, x_cols)."""
         if self.phases.gemm_kernel_provider:
