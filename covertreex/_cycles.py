@@ -23,7 +23,7 @@ def read_cycles(typingctx):
     return types.int64(), codegen
 
 
-@njit(nogil=True)
+@njit(cache=True, nogil=True)
 def cycles_now():
     return read_cycles()
 

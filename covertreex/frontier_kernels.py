@@ -50,7 +50,7 @@ def child_needed(gap, g, bound, level_cap, levels, radii, slack):
             or may_descend(gap, radii[g], min(bound, pow2(levels[g] - 1)), slack))
 
 
-@njit(nogil=True)
+@njit(cache=True, nogil=True)
 def expand_frontier(dist, nodes, active, row_bound, level_cap, row_limit, slack,
                     levels, radii, parent_dist, min_id_below, child_ptr, child_idx):
     """Children of the frontier that some row must visit next.

@@ -17,7 +17,7 @@ SCAN = 0
 KNN = 1
 
 
-@njit(nogil=True)
+@njit(cache=True, nogil=True)
 def initial_active(mode, root, min_id_below, limit):
     """(b, 1) visit flags of the root: kNN rows whose limit excludes every id skip it."""
     active = np.ones((limit.shape[0], 1), dtype=np.bool_)
@@ -27,7 +27,7 @@ def initial_active(mode, root, min_id_below, limit):
     return active
 
 
-@njit(nogil=True)
+@njit(cache=True, nogil=True)
 def visit_tile(mode, topk, dist, nodes, active, exclude, limit, levels, best, parent, pdist, hd, hi):
     """Apply one tile; returns the rows' descent bounds for ``expand_frontier``."""
     if mode == SCAN:

@@ -13,7 +13,7 @@ from numba import njit, prange
 from ..frontier_kernels import level_of_distance
 
 
-@njit(nogil=True)
+@njit(cache=True, nogil=True)
 def luby_mis(adj_ptr, adj_idx, key):
     """Luby's maximal independent set with fixed priorities (larger key wins).
 
@@ -50,7 +50,7 @@ def luby_mis(adj_ptr, adj_idx, key):
     return state == 1
 
 
-@njit(nogil=True)
+@njit(cache=True, nogil=True)
 def conflict_graph(pairwise, members, level):
     """CSR conflict graph (ptr (v + 1,), idx) among ``members`` (v,) local batch positions."""
     v = members.shape[0]
@@ -75,7 +75,7 @@ def _conflict(pairwise, a, c, level):
     return level_of_distance(pairwise[a, c]) <= min(level[a], level[c])
 
 
-@njit(nogil=True)
+@njit(cache=True, nogil=True)
 def place_round(batch, chosen, level, pairwise, placed, best, parent, pdist,
                 levels, parents, parent_dist, inserted, n_placed):
     """Insert the batch positions ``chosen`` at ``level``; every unplaced point then

@@ -70,7 +70,7 @@ def scan_pointwise(pair, qdata, ldata, batch, order, child_start, child_count, l
                             top += 1
 
 
-@njit(nogil=True)
+@njit(cache=True, nogil=True)
 def claim_tile(dist, nodes, active, levels, best, parent, pdist):
     """Apply the claims of one frontier tile: dist, active (b, f) against nodes (f,)."""
     b, f = dist.shape
@@ -81,7 +81,7 @@ def claim_tile(dist, nodes, active, levels, best, parent, pdist):
                 _claim(dist[a, c], g, levels[g], best, parent, pdist, a)
 
 
-@njit(nogil=True)
+@njit(cache=True, nogil=True)
 def claim_bounds(best):
     """Per-row descent bound 2**(best - 1) of the blocked scan."""
     out = np.empty(best.shape[0])

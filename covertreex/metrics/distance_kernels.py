@@ -16,7 +16,7 @@ def sq_distance(x, i, y, j):
     return acc
 
 
-@njit(nogil=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def sq_distance_tile(x, rows, y, cols, out):
     """out[a, b] = |x[rows[a]] - y[cols[b]]|^2; out is (len(rows), len(cols)) float64."""
     for a in prange(rows.shape[0]):

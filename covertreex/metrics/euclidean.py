@@ -15,7 +15,7 @@ def euclidean_pair(qdata, i, tdata, j):
     return math.sqrt(sq_distance(qdata, i, tdata, j))
 
 
-@njit(nogil=True)
+@njit(cache=True, nogil=True)
 def euclidean_tile_kernel(qdata, tdata, rows, cols, counters):
     """(len(rows), len(cols)) distances in nopython mode; counters untouched (no tiles to count)."""
     out = np.empty((rows.shape[0], cols.shape[0]))

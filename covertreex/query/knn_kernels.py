@@ -17,7 +17,7 @@ def _worse(d1, i1, d2, i2):
     return d1 > d2 or (d1 == d2 and i1 > i2)
 
 
-@njit(nogil=True)
+@njit(cache=True, nogil=True)
 def heap_offer(hd, hi, r, d, g):
     """Offer (d, g) to row r of the max-heaps hd, hi (rows, k)."""
     if not _worse(hd[r, 0], hi[r, 0], d, g):
@@ -42,7 +42,7 @@ def heap_offer(hd, hi, r, d, g):
     hi[r, pos] = g
 
 
-@njit(nogil=True)
+@njit(cache=True, nogil=True)
 def offer_tile(dist, nodes, active, exclude, limit, hd, hi):
     """Offer every active (row, node) pair of a frontier tile: dist, active (b, f)."""
     b, f = dist.shape
@@ -53,7 +53,7 @@ def offer_tile(dist, nodes, active, exclude, limit, hd, hi):
                 heap_offer(hd, hi, r, dist[r, c], g)
 
 
-@njit(nogil=True)
+@njit(cache=True, nogil=True)
 def merge_tile_sorted(dist, nodes, active, exclude, limit, hd, hi):
     """Pre-audit selection (phase topk_selection off): each row's admissible tile
     entries and its current k best are fully sorted together and the first k kept.
@@ -82,7 +82,7 @@ def merge_tile_sorted(dist, nodes, active, exclude, limit, hd, hi):
             hi[r, k - 1 - t] = cand_i[order[t]]
 
 
-@njit(nogil=True)
+@njit(cache=True, nogil=True)
 def _sort_segment(stack, stack_d, lo, hi, radii):
     """Order stack[lo:hi] by descending lower bound d - radius so the nearest subtree
     pops first. Insertion sort in place: segments are short and this runs per node."""

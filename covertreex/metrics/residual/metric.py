@@ -48,7 +48,7 @@ def residual_pair(qdata, i, tdata, j):
     return _distance_from_cov(_profile(sq_distance(xs, i, xs, j), s2, code) - dot, p[i], p[j])
 
 
-@njit(nogil=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def _finish_tile(p, rows, cols, ktile, gram):
     """gram[a, b] <- d(rows[a], cols[b]) from the kernel tile and gram = V_rows V_cols^T."""
     for a in prange(rows.shape[0]):
@@ -57,7 +57,7 @@ def _finish_tile(p, rows, cols, ktile, gram):
             gram[a, b] = _distance_from_cov(ktile[a, b] - gram[a, b], pi, p[cols[b]])
 
 
-@njit(nogil=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def gram_by_pairs(v, rows, cols, out):
     """out[a, b] = V[rows[a]] . V[cols[b]], one dot product per pair: the pre-audit
     path that phase 1 (block_gemm) replaces with a GEMM."""
@@ -71,7 +71,7 @@ def gram_by_pairs(v, rows, cols, out):
             out[a, b] = acc
 
 
-@njit(nogil=True)
+@njit(cache=True, nogil=True)
 def _gather(a, rows):
     out = np.empty((rows.shape[0], a.shape[1]))
     for r in range(rows.shape[0]):
@@ -79,7 +79,7 @@ def _gather(a, rows):
     return out
 
 
-@njit(nogil=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def _kernel_into(xs, centred, sq_norms, s2, code, rows, cols, cross, use_cross, out):
     for a in prange(rows.shape[0]):
         i = rows[a]
@@ -92,7 +92,7 @@ def _kernel_into(xs, centred, sq_norms, s2, code, rows, cols, cross, use_cross, 
             out[a, b] = _profile(r2, s2, code)
 
 
-@njit(nogil=True)
+@njit(cache=True, nogil=True)
 def residual_tile_kernel(qdata, tdata, rows, cols, counters):
     """Residual distance tile (len(rows), len(cols)) without leaving nopython mode.
 
