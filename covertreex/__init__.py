@@ -6,6 +6,18 @@ Euclidean and Vecchia residual-correlation metrics; see README.md.
 from . import kernels
 from .cover_tree import CoverTree
 from .metrics.residual import ResidualBackend, build_residual_backend
-from .runtime import Runtime
+from .phases import Phases
+from .runtime import Runtime, configure_threading
+from .telemetry import BuildReport, QueryReport
 
-__all__ = ["CoverTree", "Runtime", "ResidualBackend", "build_residual_backend", "kernels"]
+__all__ = [
+    "BuildReport",
+    "CoverTree",
+    "Phases",
+    "QueryReport",
+    "ResidualBackend",
+    "Runtime",
+    "build_residual_backend",
+    "configure_threading",
+    "kernels",
+]
