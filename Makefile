@@ -9,12 +9,12 @@ STAMP  := $(VENV)/.installed
 # Numba keeps compiled kernels (functions with cache=True) here between runs.
 export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
 
-# The quick benchmark with its PASS/FAIL check. Switch to the CLI once it exists:
-#   BENCH_QUICK := $(PY) -m covertreex bench --preset quick --check
-BENCH_QUICK := $(PY) benchmarks/presets.py --preset quick --check
-BENCH_ALL   := $(PY) benchmarks/presets.py --preset gold-d3 --preset gold-d8 --preset euclid-32k --preset vecchia-d3
+# The quick benchmark with its recall check and PASS/FAIL verdicts (perf/thresholds.toml).
+BENCH_QUICK := $(PY) -m covertreex bench --preset quick --check
+# The benchmark box's presets: one process each, figures and telemetry under out/bench/.
+BENCH_ALL_PRESETS := gold-d3 gold-d8 euclid-32k vecchia-d3
 
-.PHONY: venv test bench bench-all clean distclean
+.PHONY: venv test bench bench-all gate clean distclean
 
 venv: $(STAMP)
 
@@ -24,14 +24,32 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e '.[dev]'
 	touch $@
 
+# The whole suite, then the quick performance gate (tests/perf skips itself unless named).
 test: $(STAMP)
 	$(PY) -m pytest -q
+	@mkdir -p out/gate
+	$(PY) -m pytest -q tests/perf -p no:cacheprovider --benchmark-json=out/gate/pytest-benchmark.json
 
 bench: $(STAMP)
 	$(BENCH_QUICK)
 
 bench-all: $(STAMP)
-	$(BENCH_ALL)
+	@mkdir -p out/bench
+	@status=0; for p in $(BENCH_ALL_PRESETS); do \
+	  echo "$(PY) -m covertreex bench --preset $$p --check --json out/bench/$$p.json --log out/bench/$$p.jsonl"; \
+	  $(PY) -m covertreex bench --preset $$p --check --json out/bench/$$p.json --log out/bench/$$p.jsonl || status=1; \
+	done; exit $$status
+
+# Per-PR performance gate: the quick preset against perf/thresholds.toml (tests/perf; figures in
+# out/gate/). With BASE=<rev>: this checkout against that commit instead (perf/compare.py), failing
+# on a slowdown above [compare].slowdown_factor. See perf/README.md.
+gate: $(STAMP)
+ifdef BASE
+	$(PY) perf/compare.py --base '$(BASE)'
+else
+	@mkdir -p out/gate
+	$(PY) -m pytest tests/perf -v -p no:cacheprovider --benchmark-json=out/gate/pytest-benchmark.json
+endif
 
 # Caches and build outputs; keeps .venv (see distclean).
 clean:

@@ -14,6 +14,9 @@ import numba
 from threadpoolctl import threadpool_limits
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+# Numba reads NUMBA_NUM_THREADS again at every compilation and refuses a value that differs
+# from its running pool, so the guard sets Numba's count through numba.set_num_threads only.
+_WRITABLE_ENV = THREAD_ENV[:3]
 
 
 def default_threads() -> int:
@@ -39,7 +42,8 @@ def configure_threading(max_threads: int | None = None) -> dict[str, int]:
         if key in os.environ:
             in_force[key] = int(os.environ[key])
         else:
-            os.environ[key] = str(threads)
+            if key in _WRITABLE_ENV:
+                os.environ[key] = str(threads)
             in_force[key] = threads
             applied.append(f"{key}={threads}")
     blas = min(in_force["OPENBLAS_NUM_THREADS"], in_force["MKL_NUM_THREADS"])

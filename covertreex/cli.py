@@ -1,0 +1,380 @@
+"""The ``covertreex`` command (also ``python -m covertreex``): bench | diagnostics | profile | report.
+
+``profile`` and ``report`` are hooks: the first module of ``HOOKS[name]`` that can be imported
+and has ``main(argv: list[str]) -> int | None`` receives the arguments after the subcommand
+name. Until one exists the subcommand prints "not available yet" and exits 2.
+
+Errors in the request (unknown preset or phase, bad number, unwritable path, unreadable log)
+give one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+PROG = "covertreex"
+
+# Subcommands provided by other modules, tried in order; each needs main(argv) -> int | None.
+HOOKS = {
+    "profile": ("covertreex.profile_cli", "covertreex.profiling"),
+    "report": ("covertreex.report_cli", "covertreex.reports"),
+}
+HOOK_HELP = {
+    "profile": "pyinstrument profiles and GIL / Python-callout probes (hook: covertreex.profile_cli)",
+    "report": "static HTML regression report (hook: covertreex.report_cli)",
+}
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A bad request: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) and exit status 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+# --------------------------------------------------------------------------- parser
+
+BENCH_DESCRIPTION = """\
+Build and query one named workload (covertreex.workloads: the presets asv and the gates use)
+and print build wall, query wall, queries/s, recall, the per-batch telemetry medians and one
+PASS/FAIL verdict per threshold of perf/thresholds.toml.
+
+Before anything is timed, Numba is warmed up on a tiny instance of the same metric and phases;
+the warm-up time is reported on its own. Progress of long builds goes to stderr; the tables go
+to stdout."""
+
+BENCH_EPILOG = """\
+presets:
+  quick        residual RBF, n=4096, d=3, 256 inducing, 256 query ids, k=50 (CI; 20-40 s)
+  gold-d3      residual RBF, n=32768, d=3, 512 inducing, 1024 query ids, k=50
+  gold-d8      residual RBF, n=32768, d=8, 512 inducing, 1024 query ids, k=8
+  vecchia-d3   residual RBF, predecessor mode, every point queried, k=50
+  euclid-32k   euclidean, n=32768, d=8, 1024 fresh queries, k=8
+
+phases (audit plan phases 1-7, DESIGN section 5):
+  all | baseline | ladder | NAME=0|1,...   names: block_gemm gemm_kernel_provider
+  residual_strategy float32_staging topk_selection nopython_chunk_loop thread_guard.
+  A NAME=0|1 list is applied to "all". Without --phases, COVERTREEX_PHASE_<NAME>=0|1
+  environment variables apply. "ladder" runs baseline, +1, +1+2, ... +7 and prints one row
+  per step with ratios against the step before.
+
+threads (audit phase 7 thread guard):
+  By default the bench pins BLAS/OpenMP (threadpoolctl) and Numba to one thread per core
+  available to the process, by setting OMP_NUM_THREADS, OPENBLAS_NUM_THREADS,
+  MKL_NUM_THREADS and NUMBA_NUM_THREADS for the ones you have not set. To choose other
+  counts, set those variables yourself (they are never overridden), or pass --threads N.
+  --no-thread-guard leaves the libraries at their own defaults.
+
+output:
+  --json PATH  one object: preset, metric, n, d, k, queries, phases, build_wall_ms,
+               query_wall_ms, recall (null without --check), reference_ms, the build
+               summary (per-figure sums and medians), verdicts, environment, git_commit.
+               With --phases ladder: one such object per step under "steps".
+  --log PATH   the telemetry JSON lines (one per batch, build and query run; overwritten);
+               `covertreex diagnostics PATH` turns it into a CSV.
+
+exit status: 0 every verdict PASS (or SKIP), 1 a verdict FAILs or the run failed,
+2 a bad request (unknown preset or phase, bad path, ...).
+
+examples:
+  covertreex bench --preset quick --check
+  covertreex bench --preset gold-d3 --check --repeat 3 --json out/gold-d3.json
+  covertreex bench --preset quick --phases ladder --check
+  covertreex bench --preset quick --phases block_gemm=0,float32_staging=0
+  covertreex bench --preset gold-d8 --log out/gold-d8.jsonl && covertreex diagnostics out/gold-d8.jsonl
+  OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 covertreex bench --preset quick   # single-threaded
+"""
+
+DIAG_DESCRIPTION = """\
+Turn telemetry JSONL logs (covertreex bench --log) into a CSV table, one row per log: sums and
+medians of every batch figure (overall and over dominated batches), the share of traversal time
+that the whitened-block and kernel-provider counters cover (audit phase 0: >= 0.8), and the
+count of residual batches after the first of their build that logged conflict_pairwise_reused=0
+(audit phase 3: must be 0; builds with the residual_strategy phase off are counted separately)."""
+
+DIAG_EPILOG = """\
+exit status: 0 all logs pass, 1 a log has residual batches that did not reuse their pairwise
+distances (message on stderr, CSV still written), 2 a log cannot be read.
+
+examples:
+  covertreex diagnostics out/quick.jsonl
+  covertreex diagnostics out/*.jsonl --out out/diagnostics.csv
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="covertreex: exact kNN with a parallel compressed cover tree; benchmark harness.",
+        epilog="Run `covertreex COMMAND --help` for the options of a command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    bench = sub.add_parser("bench", help="time a named workload, check recall, judge thresholds",
+                           description=BENCH_DESCRIPTION, epilog=BENCH_EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench.add_argument("--preset", required=True, metavar="NAME",
+                       help="workload to run (see presets below)")
+    bench.add_argument("--phases", default=None, metavar="SPEC",
+                       help="all | baseline | ladder | NAME=0|1,... (default: all, or the "
+                            "COVERTREEX_PHASE_* environment)")
+    bench.add_argument("--repeat", type=_positive_int, default=1, metavar="N",
+                       help="build and query N times, report medians (default 1)")
+    bench.add_argument("--check", action="store_true",
+                       help="compute recall against the float64 brute-force reference "
+                            "(covertreex.reference) and print the reference's own time")
+    bench.add_argument("--json", metavar="PATH", help="write every figure to PATH as one JSON object")
+    bench.add_argument("--log", metavar="PATH", help="write the per-batch telemetry JSON lines to PATH")
+    bench.add_argument("--threads", type=_positive_int, metavar="N",
+                       help="thread count of the thread guard (default: the cores available)")
+    bench.add_argument("--no-thread-guard", action="store_true",
+                       help="do not pin BLAS/OpenMP/Numba threads (library defaults)")
+    bench.add_argument("--thresholds", metavar="PATH",
+                       help="thresholds file (default: perf/thresholds.toml of the checkout)")
+    bench.add_argument("--quiet", action="store_true", help="no progress or warm-up lines on stderr")
+    # Undocumented, for tests and quick experiments: a scaled-down copy of the preset
+    # (workloads.scaled); the JSON says "scaled": true and verdicts do not set the exit code.
+    bench.add_argument("--n", type=_positive_int, default=None, help=argparse.SUPPRESS)
+    bench.add_argument("--traceback", action="store_true", help=argparse.SUPPRESS)
+
+    diag = sub.add_parser("diagnostics", help="telemetry JSONL logs to CSV; fails on missing reuse",
+                          description=DIAG_DESCRIPTION, epilog=DIAG_EPILOG,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    diag.add_argument("logs", nargs="+", metavar="LOG", help="JSONL log written by `covertreex bench --log`")
+    diag.add_argument("--out", metavar="PATH", help="write the CSV here instead of stdout")
+
+    for name in HOOKS:
+        sub.add_parser(name, help=HOOK_HELP[name], add_help=False)
+    return parser
+
+
+# --------------------------------------------------------------------------- hooks
+
+
+def run_hook(name: str, argv: list[str]) -> int:
+    """Hand ``argv`` to the main(argv) of the first module of HOOKS[name] that exists."""
+    for modname in HOOKS[name]:
+        try:
+            module = importlib.import_module(modname)
+        except ModuleNotFoundError as exc:
+            if exc.name == modname:
+                continue
+            raise
+        main = getattr(module, "main", None)
+        if callable(main):
+            rc = main(list(argv))
+            return int(rc) if rc is not None else EXIT_OK
+    print(f"{PROG} {name}: not available yet", file=sys.stderr)
+    return EXIT_USAGE
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_output(path: str, option: str) -> Path:
+    """The path of an output file, its folder created; UsageError when it cannot be written."""
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{option} {path}: is a directory")
+    parent = p.parent if str(p.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot create folder {parent}: {exc.strerror or exc}") from None
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise UsageError(f"{option} {path}: not writable")
+    return p
+
+
+def _stderr(msg: str = "") -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _apply_thread_guard(threads):
+    from .runtime import configure_threading
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        in_force = configure_threading(threads)
+    notes = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    return in_force, notes
+
+
+def _write_json(path: Path, payload) -> None:
+    import json
+
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=2, sort_keys=False, default=_json_default)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def _json_default(obj):
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_bench(args) -> int:
+    with warnings.catch_warnings():
+        # Runtime warns about unknown COVERTREEX_* variables at import; keep it to one line.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        from . import bench
+    from .phases import Phases
+
+    say = (lambda msg: None) if args.quiet else _stderr
+
+    # --- validate the whole request before anything slow runs
+    try:
+        preset, scaled = bench.resolve_preset(args.preset, args.n)
+    except bench.BenchError as exc:
+        raise UsageError(str(exc)) from None
+    ladder = args.phases is not None and args.phases.strip() == "ladder"
+    phases = None
+    if args.phases is not None and not ladder:
+        try:
+            phases = Phases.parse(args.phases)
+        except ValueError as exc:
+            raise UsageError(f"--phases: {exc}") from None
+    json_path = _check_output(args.json, "--json") if args.json else None
+    log_path = _check_output(args.log, "--log") if args.log else None
+    if json_path is not None and log_path is not None and json_path.resolve() == log_path.resolve():
+        raise UsageError("--json and --log name the same file")
+    thresholds = None
+    try:
+        if args.thresholds is not None:
+            thresholds = bench.load_thresholds(args.thresholds)
+        elif bench.default_thresholds_path() is not None:
+            thresholds = bench.load_thresholds()
+        else:
+            say("note: no perf/thresholds.toml found (pass --thresholds PATH); no verdicts")
+    except bench.BenchError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        bench.make_runtime(preset, phases, args.threads)  # COVERTREEX_* environment errors
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+
+    if not args.no_thread_guard:
+        in_force, notes = _apply_thread_guard(args.threads)
+        for note in notes:
+            say(f"note: {note}")
+        say("threads: " + ", ".join(f"{k}={v}" for k, v in in_force.items()))
+
+    # --- run
+    records = [] if log_path is not None else None
+    common = dict(repeat=args.repeat, check=args.check, threads=args.threads, scaled=scaled,
+                  progress=not args.quiet, log_records=records, thresholds=thresholds, say=say)
+    start = time.perf_counter()
+    if ladder:
+        result = bench.run_ladder(preset, **common)
+        final = result["steps"][-1]
+        print(bench.format_ladder(result))
+        print()
+        print(bench.format_result(final))
+        verdicts = final.get("verdicts") or []
+    else:
+        result = bench.run_preset(preset, phases=phases, **common)
+        print(bench.format_result(result))
+        verdicts = result.get("verdicts") or []
+    total = time.perf_counter() - start
+    say(f"total {total:.1f} s (warm-up, data, builds, queries, reference)")
+
+    # --- write
+    if json_path is not None:
+        bench.attach_context(result)
+        result["command"] = ["covertreex", "bench"] + list(args.argv)
+        try:
+            _write_json(json_path, result)
+        except OSError as exc:
+            raise UsageError(f"--json {json_path}: {exc.strerror or exc}") from None
+        say(f"figures written to {json_path}")
+    if log_path is not None:
+        from .telemetry import write_jsonl
+
+        try:
+            log_path.write_text("", encoding="utf-8")
+            write_jsonl(log_path, records)
+        except OSError as exc:
+            raise UsageError(f"--log {log_path}: {exc.strerror or exc}") from None
+        say(f"telemetry written to {log_path} ({len(records)} records)")
+
+    if scaled:
+        return EXIT_OK
+    return EXIT_FAIL if any(v["status"] == "FAIL" for v in verdicts) else EXIT_OK
+
+
+def cmd_diagnostics(args) -> int:
+    from . import diagnostics
+
+    out = _check_output(args.out, "--out") if args.out else None
+    try:
+        return diagnostics.run(args.logs, out)
+    except diagnostics.DiagnosticsError as exc:
+        raise UsageError(str(exc)) from None
+
+
+COMMANDS = {"bench": cmd_bench, "diagnostics": cmd_diagnostics}
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Hooked subcommands take their arguments verbatim (their own parsers, their own --help).
+    if argv and argv[0] in HOOKS:
+        return run_hook(argv[0], argv[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, already printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args.argv = argv[1:]
+    command = COMMANDS[args.command]
+    try:
+        return command(args)
+    except UsageError as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a failed run: one line unless --traceback
+        if getattr(args, "traceback", False):
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"{PROG} {args.command}: error: {type(exc).__name__}: {message} "
+              f"(rerun with --traceback for details)" if args.command == "bench" else
+              f"{PROG} {args.command}: error: {type(exc).__name__}: {message}", file=sys.stderr)
+        return EXIT_FAIL
+

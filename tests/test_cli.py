@@ -1,0 +1,255 @@
+"""The `covertreex` command: help, one-line errors with exit status 2, and the bench JSON / log.
+
+Bench runs use the undocumented ``--n`` option (a scaled-down copy of the preset, marked
+``"scaled": true`` in the JSON) so that they take seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+
+import numba
+import pytest
+
+from covertreex import cli
+from covertreex.cli import main
+from covertreex.telemetry import read_jsonl
+
+JSON_FIELDS = (
+    "preset", "metric", "n", "d", "k", "queries", "phases", "build_wall_ms", "query_wall_ms",
+    "recall", "reference_ms", "summary", "verdicts", "environment", "git_commit", "scaled",
+    "warmup_ms", "queries_per_s", "repeat",
+)
+SUMMARY_FIELDS = (
+    "traversal_ms_sum", "traversal_ms_median", "traversal_ms_median_dominated",
+    "whitened_block_ms_sum", "kernel_provider_ms_median", "conflict_graph_ms_median_dominated",
+    "pairwise_not_reused_after_first", "tile_share_of_traversal", "batches", "dominated_batches",
+)
+ENV_FIELDS = ("python", "numpy", "numba", "scipy", "threadpools", "numba_threads", "cpu_model", "hostname")
+
+
+@pytest.fixture
+def restore_threads():
+    """The thread guard sets *_NUM_THREADS and Numba's thread count: undo both after the test."""
+    saved = dict(os.environ)
+    threads = numba.get_num_threads()
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    numba.set_num_threads(threads)
+
+
+def _one_error_line(capsys, *fragments):
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{captured.err}"
+    assert "Traceback" not in captured.err
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0]
+
+
+# --- help ----------------------------------------------------------------------------------------
+
+
+def test_top_level_help_lists_commands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("bench", "diagnostics", "profile", "report"):
+        assert command in out
+
+
+def test_bench_help_teaches(capsys):
+    assert main(["bench", "--help"]) == 0
+    out = capsys.readouterr().out
+    for text in ("--preset", "--phases", "--repeat", "--check", "--json", "--log", "--threads",
+                 "examples:", "covertreex bench --preset quick --check", "ladder",
+                 "OMP_NUM_THREADS", "never overridden", "exit status", "gold-d3", "euclid-32k"):
+        assert text in out, text
+    assert "--n " not in out  # the scaling option stays undocumented
+
+
+def test_diagnostics_help(capsys):
+    assert main(["diagnostics", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "conflict_pairwise_reused=0" in out and "examples:" in out
+
+
+def test_python_dash_m_runs_the_cli():
+    proc = subprocess.run([sys.executable, "-m", "covertreex", "bench", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "covertreex bench" in proc.stdout
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+def test_unknown_preset_is_one_line_exit_2(capsys):
+    assert main(["bench", "--preset", "gold-d5"]) == 2
+    _one_error_line(capsys, "covertreex bench: error:", "unknown preset 'gold-d5'", "quick")
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["bench", "--preset", "quick", "--phases", "block_gemm=2"], "must be 0 or 1"),
+    (["bench", "--preset", "quick", "--phases", "warp_drive=1"], "unknown phase 'warp_drive'"),
+    (["bench", "--preset", "quick", "--repeat", "0"], "positive integer"),
+    (["bench", "--preset", "quick", "--repeat", "x"], "positive integer"),
+    (["bench", "--preset", "quick", "--threads", "-1"], "positive integer"),
+    (["bench", "--preset", "quick", "--frobnicate"], "unrecognized arguments"),
+    (["bench"], "--preset"),
+    (["bench-all"], "invalid choice"),
+    ([], "COMMAND"),
+])
+def test_bad_requests_are_one_line_exit_2(argv, fragment, capsys):
+    assert main(argv) == 2
+    _one_error_line(capsys, fragment)
+
+
+def test_bad_paths_are_one_line_exit_2(tmp_path, capsys):
+    assert main(["bench", "--preset", "quick", "--json", str(tmp_path)]) == 2
+    _one_error_line(capsys, "--json", "is a directory")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["bench", "--preset", "quick", "--log", str(blocker / "x.jsonl")]) == 2
+    _one_error_line(capsys, "--log", "cannot create folder")
+    assert main(["bench", "--preset", "quick", "--thresholds", str(tmp_path / "none.toml")]) == 2
+    _one_error_line(capsys, "does not exist")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[quick]\npresets = ["quick"]\n[quick.recall]\nop = "~"\naudit = 1.0\n')
+    assert main(["bench", "--preset", "quick", "--thresholds", str(bad)]) == 2
+    _one_error_line(capsys, "op must be one of")
+
+
+def test_bad_phase_environment_is_one_line_exit_2(monkeypatch, capsys):
+    monkeypatch.setenv("COVERTREEX_PHASE_BLOCK_GEMM", "maybe")
+    assert main(["bench", "--preset", "quick"]) == 2
+    _one_error_line(capsys, "COVERTREEX_PHASE_BLOCK_GEMM")
+
+
+# --- hooks ---------------------------------------------------------------------------------------
+
+
+def test_hooks_not_available_yet(monkeypatch, capsys):
+    monkeypatch.setitem(cli.HOOKS, "profile", ("covertreex._no_such_profile_module",))
+    assert main(["profile", "--anything"]) == 2
+    _one_error_line(capsys, "covertreex profile: not available yet")
+
+
+def test_hooks_dispatch_to_main(monkeypatch):
+    seen = []
+    module = types.ModuleType("covertreex._fake_report_cli")
+    module.main = lambda argv: seen.append(argv) or 3
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(cli.HOOKS, "report", (module.__name__,))
+    assert main(["report", "--out", "x", "--help"]) == 3
+    assert seen == [["--out", "x", "--help"]]
+
+
+# --- bench runs (scaled down) --------------------------------------------------------------------
+
+
+def test_bench_json_and_log(tmp_path, capsys, restore_threads):
+    out, log = tmp_path / "out" / "quick.json", tmp_path / "quick.jsonl"
+    rc = main(["bench", "--preset", "quick", "--n", "600", "--check", "--repeat", "2",
+               "--json", str(out), "--log", str(log), "--quiet"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err  # scaled runs never fail on thresholds
+    for text in ("build wall", "query wall", "queries/s", "recall", "traversal_ms",
+                 "whitened_block_ms", "kernel_provider_ms", "conflict_graph_ms", "median dominated",
+                 "PASS", "SCALED"):
+        assert text in captured.out, text
+    data = json.loads(out.read_text())
+    for field in JSON_FIELDS:
+        assert field in data, field
+    for field in SUMMARY_FIELDS:
+        assert field in data["summary"], field
+    for field in ENV_FIELDS:
+        assert field in data["environment"], field
+    assert data["scaled"] is True and data["preset"] == "quick@n=600" and data["n"] == 600
+    assert data["metric"] == "residual_correlation" and data["k"] == 50
+    assert data["repeat"] == 2 and len(data["build_wall_ms_runs"]) == 2
+    assert data["recall"] == 1.0 and data["reference_ms"] > 0
+    assert data["phases"]["block_gemm"] is True and data["phases_label"] == "all"
+    assert data["git_commit"] is None or len(data["git_commit"]) == 40
+    verdicts = {v["figure"]: v for v in data["verdicts"]}
+    assert "recall" in verdicts and verdicts["recall"]["status"] == "PASS"
+    for v in data["verdicts"]:
+        assert v["status"] in ("PASS", "FAIL", "SKIP") and "limit" in v and "limits" in v
+    records = read_jsonl(log)  # every record validates
+    kinds = [r["kind"] for r in records]
+    assert kinds.count("build") == 2 and kinds.count("query") == 2
+    assert all(r["preset"] == "quick@n=600" for r in records)
+    assert [r["recall"] for r in records if r["kind"] == "query"] == [1.0, 1.0]
+    assert main(["diagnostics", str(log)]) == 0
+
+
+def test_bench_without_check_has_null_recall(tmp_path, capsys, restore_threads):
+    out = tmp_path / "e.json"
+    rc = main(["bench", "--preset", "euclid-32k", "--n", "500", "--json", str(out), "--quiet",
+               "--phases", "all", "--threads", "1"])
+    assert rc == 0, capsys.readouterr().err
+    data = json.loads(out.read_text())
+    assert data["recall"] is None and data["reference_ms"] is None
+    assert data["metric"] == "euclidean" and data["runtime"]["threads"] == 1
+    skipped = [v for v in data["verdicts"] if v["figure"] == "recall"]
+    assert skipped and skipped[0]["status"] == "SKIP"
+
+
+def test_bench_ladder_has_one_object_per_step(tmp_path, capsys, restore_threads):
+    from covertreex.phases import Phases
+
+    out = tmp_path / "ladder.json"
+    rc = main(["bench", "--preset", "quick", "--n", "300", "--phases", "ladder", "--check",
+               "--json", str(out), "--quiet"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    data = json.loads(out.read_text())
+    labels = [label for label, _ in Phases.ladder()]
+    assert [s["step"] for s in data["steps"]] == labels
+    for step, (_, phases) in zip(data["steps"], Phases.ladder()):
+        assert step["phases"] == phases.as_dict()
+        assert step["recall"] == 1.0
+        assert "build_wall_ms" in step and "summary" in step
+    assert "environment" in data and "git_commit" in data
+    for label in labels:
+        assert label in captured.out
+    assert "x)" in captured.out  # ratios against the step before
+
+
+# --- progress display ----------------------------------------------------------------------------
+
+
+def test_progress_rewrites_one_line_on_a_terminal():
+    import io
+
+    from covertreex.bench import Progress
+
+    stream = io.StringIO()
+    progress = Progress("build quick", stream=stream, tty=True)
+    for placed in (512, 1024, 4096):
+        progress(placed, 4096)
+    text = stream.getvalue()
+    assert text.count("\r\x1b[K") == 3 and text.endswith("\n") and text.count("\n") == 1
+    assert "4096/4096 points (100%)" in text
+
+
+def test_progress_prints_periodic_plain_lines_elsewhere():
+    import io
+
+    from covertreex.bench import Progress
+
+    stream = io.StringIO()
+    progress = Progress("build quick", stream=stream, tty=False, interval=3600.0)
+    for placed in (512, 1024, 4096):
+        progress(placed, 4096)
+    lines = stream.getvalue().splitlines()
+    assert lines == [lines[-1]] and "4096/4096" in lines[-1] and "\r" not in stream.getvalue()
+    stream = io.StringIO()
+    progress = Progress("build quick", stream=stream, tty=False, interval=0.0)
+    for placed in (512, 1024, 4096):
+        progress(placed, 4096)
+    assert len(stream.getvalue().splitlines()) == 3
