@@ -14,7 +14,7 @@ BENCH_QUICK := $(PY) -m covertreex bench --preset quick --check
 # The benchmark box's presets: one process each, figures and telemetry under out/bench/.
 BENCH_ALL_PRESETS := gold-d3 gold-d8 euclid-32k vecchia-d3
 
-.PHONY: venv test bench bench-all gate clean distclean
+.PHONY: venv test bench bench-all profile gate clean distclean
 
 venv: $(STAMP)
 
@@ -30,8 +30,17 @@ test: $(STAMP)
 	@mkdir -p out/gate
 	$(PY) -m pytest -q tests/perf -p no:cacheprovider --benchmark-json=out/gate/pytest-benchmark.json
 
+# Ends by building the HTML report (reports/out/index.html) and printing its path; the report
+# is built even when a verdict fails, and the bench's exit status is kept.
+REPORT := $(PY) -m covertreex report --out reports/out
+
 bench: $(STAMP)
-	$(BENCH_QUICK)
+	@mkdir -p out/bench
+	@status=0; $(BENCH_QUICK) --json out/bench/quick.json --log out/bench/quick.jsonl || status=$$?; \
+	$(REPORT) || status=$$?; exit $$status
+
+profile: $(STAMP)
+	$(PY) -m covertreex profile --preset quick
 
 bench-all: $(STAMP)
 	@mkdir -p out/bench

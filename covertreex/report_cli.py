@@ -1,0 +1,103 @@
+"""``covertreex report``: one self-contained static HTML report (hook module for covertreex.cli).
+
+Interface: ``add_arguments(parser)`` fills an argparse parser; ``main(args) -> int`` takes the
+argv list after the subcommand name (what covertreex.cli passes), None for sys.argv, or a
+namespace parsed by a parser that ``add_arguments`` filled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+DESCRIPTION = """\
+Build one static HTML report (index.html, inline CSS and SVG charts, no script and no network
+request: it opens from file://) from asv results, bench / gate JSON (covertreex bench --json),
+telemetry JSON lines (covertreex bench --log) and profile summaries (covertreex profile).
+Every input is optional: a section without data says so."""
+
+EPILOG = """\
+sections: trends per commit (traversal_ms, whitened_block_ms, kernel_provider_ms,
+conflict_graph_ms, build wall, query wall, peak memory) with the thresholds of
+perf/thresholds.toml; the phase ladder; a regression table against the previous and the base
+commit (red above [compare] factor / slowdown_factor, default 1.5); one verdict per audit
+threshold; telemetry; pyinstrument profiles with the Python-callout and GIL evidence; the
+machines and environments behind the figures; the inputs read and skipped.
+
+examples:
+  covertreex report
+  covertreex report --out reports/out --asv asv_bench/results --bench out/bench --gate out/gate
+  covertreex report --base 0dfee86 --logs out/bench/*.jsonl
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="reports/out", metavar="DIR",
+                        help="output folder (default reports/out); index.html goes there")
+    parser.add_argument("--asv", default="asv_bench/results", metavar="DIR",
+                        help="asv results folder (default asv_bench/results)")
+    parser.add_argument("--gate", action="append", default=None, metavar="PATH",
+                        help="gate JSON file or folder (repeatable; default out/gate)")
+    parser.add_argument("--bench", action="append", default=None, metavar="PATH",
+                        help="bench JSON file or folder (repeatable; default out/bench)")
+    parser.add_argument("--logs", nargs="*", default=None, metavar="LOG",
+                        help="telemetry JSONL files, folders or globs (default: *.jsonl under "
+                             "the gate and bench folders)")
+    parser.add_argument("--profiles", default="profiling/out", metavar="DIR",
+                        help="folder searched for profile summary.json files (default profiling/out)")
+    parser.add_argument("--thresholds", default="perf/thresholds.toml", metavar="PATH",
+                        help="thresholds file (default perf/thresholds.toml; absent is fine)")
+    parser.add_argument("--base", default=None, metavar="COMMIT",
+                        help="commit (prefix) the regression table compares against "
+                             "(default: the first commit with data)")
+    parser.add_argument("--quiet", action="store_true", help="print only the report path")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="covertreex report", description=DESCRIPTION,
+                                     epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return parser
+
+
+def main(args=None) -> int:
+    if args is None or isinstance(args, (list, tuple)):
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        from .reports import build_report
+    except ImportError as exc:
+        print(f"covertreex report: error: {exc.name or exc} is not installed; the report needs "
+              "the dev extras (pip install -e '.[dev]')", file=sys.stderr)
+        return EXIT_USAGE
+
+    gate = args.gate if args.gate is not None else ["out/gate"]
+    bench = args.bench if args.bench is not None else ["out/bench"]
+    logs = args.logs if args.logs else [str(Path(p)) for p in gate + bench]
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"covertreex report: error: cannot create {out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        index = build_report(out, asv=args.asv, gate=gate, bench=bench, logs=logs,
+                             profiles=args.profiles, thresholds=args.thresholds, base=args.base)
+    except OSError as exc:
+        print(f"covertreex report: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.quiet:
+        print("report written (open it from file://, it needs no network):", file=sys.stderr)
+    print(index.resolve())
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
