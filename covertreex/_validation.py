@@ -10,6 +10,9 @@ import numbers
 
 import numpy as np
 
+# Largest magnitude accepted in coordinates: squares of differences must stay finite.
+MAX_ABS_VALUE = 1e150
+
 
 def as_points(value, name: str, *, allow_empty: bool = False) -> np.ndarray:
     """Return ``value`` as a C-contiguous (n, d) float64 array of finite numbers."""
@@ -38,6 +41,14 @@ def as_points(value, name: str, *, allow_empty: bool = False) -> np.ndarray:
         raise ValueError(
             f"{name} contains NaN or inf (first at row {bad[0]}, column {bad[1]}); "
             "all values must be finite"
+        )
+    big = np.abs(arr).max(initial=0.0)
+    if big > MAX_ABS_VALUE:
+        # Squared differences of such values overflow to inf and every distance ties.
+        raise ValueError(
+            f"{name} has values up to {big:.3g} in magnitude; distances are computed from squared "
+            f"differences, which overflow above about 1e154, so values must stay below "
+            f"{MAX_ABS_VALUE:g}: rescale the data"
         )
     return arr
 

@@ -33,6 +33,12 @@ def make_layout(metric, root, child_ptr, child_idx, n_nodes, levels, radii, pare
                 min_id_below) -> Layout:
     """Lay out the n_nodes nodes reachable from root through the CSR children."""
     order, start, count = bfs_layout(root, child_ptr, child_idx, n_nodes)
-    return Layout(order=order, child_start=start, child_count=count, levels=levels[order],
-                  radii=radii[order], parent_dist=parent_dist[order],
-                  min_id_below=min_id_below[order], data=metric.gather(order))
+    layout = Layout(order=order, child_start=start, child_count=count, levels=levels[order],
+                    radii=radii[order], parent_dist=parent_dist[order],
+                    min_id_below=min_id_below[order], data=metric.gather(order))
+    data = layout.data if isinstance(layout.data, tuple) else (layout.data,)
+    for arr in (order, start, count, layout.levels, layout.radii, layout.parent_dist,
+                layout.min_id_below, *data):
+        if isinstance(arr, np.ndarray):
+            arr.setflags(write=False)
+    return layout

@@ -152,13 +152,21 @@ class ResidualMetric:
         self.data = (xs, self.v, self.p, float(backend.kernel.variance), int(backend.kernel.code),
                      self.centred, self.sq_norms, bool(phases.block_gemm),
                      bool(phases.gemm_kernel_provider))
-        # Absolute slack on pruning bounds. float64 evaluates 1 - |rho| to within
-        # delta = O(eps * (s2 + |V|^2) / min p) and sqrt turns that into at most sqrt(delta)
-        # in d (|sqrt a - sqrt b| <= sqrt|a - b|), so bounds built from computed distances
-        # are loosened by that much to stay valid.
+        # Absolute slack on pruning bounds. float64 evaluates |rho| to within
+        # delta = eps [(m + 1) |V_i||V_j| + s2 (8 + 2 (d + 2)(|a_i|^2 + |a_j|^2))] / sqrt(p_i p_j)
+        # (dot product over m terms, the GEMM-form kernel tile on centred coordinates a,
+        # a few ulps for exp and products), and sqrt turns that into at most sqrt(delta) in d
+        # (|sqrt x - sqrt y| <= sqrt|x - y|). Bounds built from two computed distances are
+        # loosened by twice that, taken at its worst over the data.
+        eps = np.finfo(np.float64).eps
+        m, d = self.v.shape[1], xs.shape[1]
         vmax = float(np.einsum("ij,ij->i", self.v, self.v).max())
-        delta = 64.0 * np.finfo(np.float64).eps * (backend.kernel.variance + vmax) / float(self.p.min())
+        amax = float(self.sq_norms.max())
+        s2 = float(backend.kernel.variance)
+        delta = eps * ((m + 1) * vmax + s2 * (8 + 4 * (d + 2) * amax)) / float(self.p.min())
         self.prune_slack = float(min(1.0, 2.0 * math.sqrt(delta)))
+        for arr in (xs, self.centred, self.sq_norms):
+            arr.setflags(write=False)
 
     def gather(self, ids: np.ndarray):
         """Pair-kernel data of the points ``ids``, in that order."""
