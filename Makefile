@@ -6,8 +6,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-# Numba keeps compiled kernels (functions with cache=True) here between runs.
-export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
+# Numba keeps compiled kernels (functions with cache=True) here between runs. Numba checks only
+# a kernel's own file for changes, not the files of kernels it calls, so the folder is keyed on
+# a hash of all package sources: any edit starts a fresh cache instead of running stale code.
+SOURCE_HASH := $(shell cat $$(find covertreex -name '*.py' | sort) | cksum | cut -d' ' -f1)
+export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache/$(SOURCE_HASH)
 
 # The quick benchmark with its recall check and PASS/FAIL verdicts (perf/thresholds.toml).
 BENCH_QUICK := $(PY) -m covertreex bench --preset quick --check
