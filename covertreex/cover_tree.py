@@ -71,11 +71,14 @@ class CoverTree:
     def n(self) -> int:
         return self._fitted().n
 
-    def fit(self, data, *, progress=None) -> "CoverTree":
+    def fit(self, data, *, progress=None, telemetry: bool = True) -> "CoverTree":
         """Build the tree on (n, d) points (euclidean) or a ResidualBackend (residual).
 
         progress: optional callable(placed, n) called after every insertion batch.
+        telemetry: False records no per-batch figures (``build_report.batches`` is empty);
+        only ``build_wall_ms`` is kept. It exists to measure what recording costs.
         """
+        telemetry = _as_flag(telemetry, "telemetry")
         if progress is not None and not callable(progress):
             raise TypeError(f"progress must be a callable(placed, n) or None, got {progress!r}")
         metric, coords = _make_metric(self.runtime, data)
@@ -83,7 +86,7 @@ class CoverTree:
         with thread_limits(self.runtime.threads, enabled=guard):
             start = time.perf_counter()
             order = insertion_order(self.runtime.batch_order, coords, self.runtime.seed)
-            arrays, batches = build_tree(metric, order, self.runtime, progress)
+            arrays, batches = build_tree(metric, order, self.runtime, progress, telemetry)
             build_wall_ms = (time.perf_counter() - start) * 1e3
         report = BuildReport(metric=metric.name, n=arrays.n, phases=self.runtime.phases.as_dict(),
                              build_wall_ms=build_wall_ms, batches=batches)

@@ -83,13 +83,19 @@ def _place(batch, pairwise, best, parent, pdist, tiebreak, levels, parents, pare
     return inserted, selected, rounds, graph_ms, mis_ms
 
 
-def build_tree(metric, order: np.ndarray, runtime, progress=None
+def _no_clock() -> float:
+    return 0.0
+
+
+def build_tree(metric, order: np.ndarray, runtime, progress=None, telemetry: bool = True
                ) -> tuple[TreeArrays, tuple[BatchRecord, ...]]:
     """Insert the points of ``metric`` in ``order`` (n,) and freeze the tree.
 
     progress: None or callable(placed, n) called after each batch.
-    Returns the tree arrays and one telemetry record per batch.
+    telemetry: False skips every timer, counter and record (to measure their cost).
+    Returns the tree arrays and one telemetry record per batch (none without telemetry).
     """
+    clock = time.perf_counter if telemetry else _no_clock
     n = metric.n
     reuse = runtime.phases.residual_strategy
     levels = np.full(n, _UNSET, dtype=np.int64)
@@ -104,21 +110,26 @@ def build_tree(metric, order: np.ndarray, runtime, progress=None
     pos = 1
     for batch_index, size in enumerate(batch_sizes(n - 1, runtime.batch_size)):
         batch = order[pos:pos + size]
-        counters = new_counters()
-        t0 = time.perf_counter()
+        counters = new_counters() if telemetry else np.zeros(0)
+        t0 = clock()
         child_ptr, child_idx = children_csr(parents, levels, order[:pos])
-        t1 = time.perf_counter()
+        t1 = clock()
         best, parent, pdist = scan_batch(runtime.traversal, metric, batch, levels, radii,
                                          parent_dist, min_id_below, child_ptr, child_idx, root,
                                          pos, runtime.query_block, counters)
         cached = metric.tile(metric.data, batch, batch, counters) if reuse else None
-        t2 = time.perf_counter()
-        settle(counters)
+        t2 = clock()
         pairwise = conflict_pairwise(metric, batch, cached, reuse)
-        t3 = time.perf_counter()
+        t3 = clock()
         inserted, selected, rounds, graph_ms, mis_ms = _place(
             batch, pairwise, best, parent, pdist, rng.random(size), levels, parents, parent_dist)
         grow_radii(metric.pair, metric.data, inserted, parents, radii)
+        pos += size
+        if progress is not None:
+            progress(pos, n)
+        if not telemetry:
+            continue
+        settle(counters)
         records.append(BatchRecord(
             batch_index=batch_index,
             batch_size=int(size),
@@ -135,7 +146,4 @@ def build_tree(metric, order: np.ndarray, runtime, progress=None
             dominated=bool(selected < size / 2),
             rounds=int(rounds),
         ))
-        pos += size
-        if progress is not None:
-            progress(pos, n)
     return finalize(levels, parents, radii, parent_dist, root), tuple(records)

@@ -101,21 +101,24 @@ def residual_tile_kernel(qdata, tdata, rows, cols, counters):
     """
     xs, v, p, s2, code = tdata[0], tdata[1], tdata[2], tdata[3], tdata[4]
     centred, sq_norms, gemm_v, gemm_k = tdata[5], tdata[6], tdata[7], tdata[8]
-    t0 = read_cycles()
+    timed = counters.shape[0] > 0  # an empty array switches telemetry off
+    t0 = read_cycles() if timed else 0
     if gemm_v:
         gram = np.dot(_gather(v, rows), _gather(v, cols).T)
     else:
         gram = np.empty((rows.shape[0], cols.shape[0]))
         gram_by_pairs(v, rows, cols, gram)
-    t1 = read_cycles()
+    t1 = read_cycles() if timed else 0
     if gemm_k:
         cross = np.dot(_gather(centred, rows), _gather(centred, cols).T)
     else:
         cross = np.empty((0, 0))
     ktile = np.empty((rows.shape[0], cols.shape[0]))
     _kernel_into(xs, centred, sq_norms, s2, code, rows, cols, cross, gemm_k, ktile)
-    t2 = read_cycles()
+    t2 = read_cycles() if timed else 0
     _finish_tile(p, rows, cols, ktile, gram)
+    if not timed:
+        return gram
     t3 = read_cycles()
     pairs = rows.shape[0] * cols.shape[0]
     counters[WB_PAIRS] += pairs
@@ -191,7 +194,7 @@ class ResidualMetric:
     def tile(self, qdata, rows: np.ndarray, cols: np.ndarray, counters=None) -> np.ndarray:
         """(len(rows), len(cols)) float64 distances between dataset ids rows and cols.
 
-        counters: optional telemetry array (see covertreex.telemetry) that receives the
+        counters: optional telemetry array (see covertreex.telemetry; empty for none) that gets the
         pairs and milliseconds of the whitened block (V part and distance pass) and of
         the kernel provider.
         """
@@ -205,7 +208,7 @@ class ResidualMetric:
         ktile = self.kernel_tile(rows, cols)
         t2 = time.perf_counter()
         _finish_tile(self.p, rows, cols, ktile, gram)
-        if counters is not None:
+        if counters is not None and counters.size:
             pairs = rows.shape[0] * cols.shape[0]
             counters[WB_PAIRS] += pairs
             counters[WB_MS] += (t1 - t0 + time.perf_counter() - t2) * 1e3
