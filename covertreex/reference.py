@@ -31,16 +31,14 @@ _PAIR_ROWS = 64
 # The selection bound comes from every 8th column: its partition costs an eighth of a full one,
 # and it leaves about 8 k candidates per row to sort.
 _SAMPLE_STRIDE = 8
-# |x| <= 1e150 keeps d * (2 |x|)^2 finite for any d < 1e7.
-_MAX_COORDINATE = 1e150
 _EPS = np.finfo(np.float64).eps
 _REPORT_ROWS = 3
 
 
 def euclidean_distances(x, y) -> np.ndarray:
     """Exact Euclidean distances between the rows of x (nx, d) and y (ny, d): (nx, ny) float64."""
-    x = _as_coordinates(x, "x")
-    y = _as_coordinates(y, "y")
+    x = as_points(x, "x")
+    y = as_points(y, "y")
     _check_same_dim(x, "x", y, "y")
     out = np.empty((x.shape[0], y.shape[0]))
     y_cols = np.ascontiguousarray(y.T)
@@ -59,7 +57,7 @@ def euclidean_knn(points, queries, k, predecessor_mode=False):
     Returns idx (q, k) int64 and dist (q, k) float64, rows sorted by (distance, index), padded
     with -1 / +inf.
     """
-    points = _as_coordinates(points, "points")
+    points = as_points(points, "points")
     k = as_positive_int(k, "k")
     predecessor_mode = _as_flag(predecessor_mode, "predecessor_mode")
     queries, query_ids, _ = _euclidean_queries(points, queries, k, predecessor_mode)
@@ -185,7 +183,7 @@ def check_euclidean_knn(
     distinct and padded, distances equal their exact re-evaluation within atol and rows are sorted
     by (distance, index).
     """
-    points = _as_coordinates(points, "points")
+    points = as_points(points, "points")
     k = as_positive_int(k, "k")
     predecessor_mode = _as_flag(predecessor_mode, "predecessor_mode")
     atol = _as_nonnegative_float(atol, "atol")
@@ -406,22 +404,6 @@ def _as_nonnegative_float(value, name):
     return float(value)
 
 
-def _as_coordinates(value, name):
-    """(n, d) float64 points whose squared differences cannot overflow.
-
-    The selection treats +inf as an excluded candidate, so an overflowing distance would silently
-    drop a neighbour.
-    """
-    arr = as_points(value, name)
-    largest = np.abs(arr).max()
-    if largest > _MAX_COORDINATE:
-        raise ValueError(
-            f"{name} has a coordinate of magnitude {largest:.3g}; beyond {_MAX_COORDINATE:g} the "
-            "squared differences can overflow float64, rescale the data"
-        )
-    return arr
-
-
 def _check_same_dim(a, a_name, b, b_name):
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"{a_name} has d={a.shape[1]} columns but {b_name} has d={b.shape[1]}")
@@ -443,7 +425,7 @@ def _euclidean_queries(points, queries, k, predecessor_mode):
             "queries must be a (q, d) array of fresh points; queries=None is only meaningful with "
             "predecessor_mode=True"
         )
-    queries = _as_coordinates(queries, "queries")
+    queries = as_points(queries, "queries")
     _check_same_dim(queries, "queries", points, "points")
     return queries, None, np.full(queries.shape[0], min(k, n), dtype=np.int64)
 
