@@ -49,7 +49,7 @@ def walk_block_kernel(tile_kernel, qdata, tdata, mode, topk, rows, exclude, limi
     active = initial_active(mode, root, min_id_below, limit)
     pairs = 0
     while nodes.shape[0] > 0:
-        dist = tile_kernel(qdata, tdata, rows, nodes, counters)
+        dist = tile_kernel(qdata, tdata, rows, nodes, active, counters)
         pairs += dist.size
         bound = visit_tile(mode, topk, dist, nodes, active, exclude, limit, levels, best, parent,
                            pdist, hd, hi)

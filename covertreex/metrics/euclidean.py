@@ -16,19 +16,24 @@ def euclidean_pair(qdata, i, tdata, j):
 
 
 @njit(cache=True, nogil=True)
-def euclidean_tile_kernel(qdata, tdata, rows, cols, counters):
-    """(len(rows), len(cols)) distances in nopython mode; counters untouched (no tiles to count)."""
+def euclidean_tile_kernel(qdata, tdata, rows, cols, active, counters):
+    """(len(rows), len(cols)) distances in nopython mode for the pairs flagged in ``active``
+    (b, f) (all when empty); counters untouched (no whitened block or kernel to count)."""
+    every = active.shape[0] == 0
     out = np.empty((rows.shape[0], cols.shape[0]))
-    sq_distance_tile(qdata, rows, tdata, cols, out)
-    return np.sqrt(out)
+    for a in range(rows.shape[0]):
+        for b in range(cols.shape[0]):
+            if every or active[a, b]:
+                out[a, b] = euclidean_pair(qdata, rows[a], tdata, cols[b])
+    return out
 
 
 class EuclideanMetric:
     """Distances between rows of a query array and rows of the tree's (n, d) points."""
 
     name = "euclidean"
-    pair = euclidean_pair
-    tile_kernel = euclidean_tile_kernel
+    pair = staticmethod(euclidean_pair)
+    tile_kernel = staticmethod(euclidean_tile_kernel)
     # Pair distances are exact to a few ulps; the relative term of may_descend covers them.
     prune_slack = 0.0
 

@@ -51,6 +51,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+_ALL_PAIRS = np.zeros((0, 0), dtype=np.bool_)  # tile every pair
+
 # Modules whose dispatchers are "hot kernels", besides every module named *_kernels.
 EXTRA_KERNEL_MODULES = ("covertreex.metrics.residual.metric", "covertreex.metrics.distance_kernels")
 # Symbols whose calls mean "takes the GIL" or "calls the interpreter".
@@ -477,7 +479,7 @@ def library_scenarios(preset="quick", n: int = 8192, rows: int = 512, cols: int 
                     "(the nopython tile of the chunk loop)",
                     (f"{tile_kernel.py_func.__module__}.{tile_kernel.py_func.__name__}",),
                     lambda m=metric, kern=tile_kernel: kern(m.data, m.data, rows_ids, cols_ids,
-                                                             new_counters())))
+                                                             _ALL_PAIRS, new_counters())))
         if label != "all" or (only is not None and not ({f"build[{label}]", f"knn[{label}]"} & set(only))):
             continue
         runtime = Runtime(metric=p.metric, phases=phases, batch_size=p.batch_size, seed=p.seed,
