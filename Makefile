@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+ASV    := $(VENV)/bin/asv
 STAMP  := $(VENV)/.installed
 
 # Numba keeps compiled kernels (functions with cache=True) here between runs. Numba checks only
@@ -17,7 +18,7 @@ BENCH_QUICK := $(PY) -m covertreex bench --preset quick --check
 # The benchmark box's presets: one process each, figures and telemetry under out/bench/.
 BENCH_ALL_PRESETS := gold-d3 gold-d8 euclid-32k vecchia-d3
 
-.PHONY: venv test bench bench-all profile gate clean distclean
+.PHONY: venv test bench bench-all asv profile gate clean distclean
 
 venv: $(STAMP)
 
@@ -32,6 +33,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 	@mkdir -p out/gate
 	$(PY) -m pytest -q tests/perf -p no:cacheprovider --benchmark-json=out/gate/pytest-benchmark.json
+	$(ASV) check --python=same
 
 # Ends by building the HTML report (reports/out/index.html) and printing its path; the report
 # is built even when a verdict fails, and the bench's exit status is kept.
@@ -41,6 +43,12 @@ bench: $(STAMP)
 	@mkdir -p out/bench
 	@status=0; $(BENCH_QUICK) --json out/bench/quick.json --log out/bench/quick.jsonl || status=$$?; \
 	$(REPORT) || status=$$?; exit $$status
+
+# The asv suites on this checkout (quick profile), recorded under HEAD; see docs/asv.md.
+asv: $(STAMP)
+	test -f $$HOME/.asv-machine.json || $(ASV) machine --yes
+	$(ASV) run --python=same --set-commit-hash $$(git rev-parse HEAD) --quick
+	$(ASV) publish
 
 profile: $(STAMP)
 	$(PY) -m covertreex profile --preset quick
