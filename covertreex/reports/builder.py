@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..bench import LADDER_FIGURES  # the ladder columns of covertreex bench
 from . import svg
 from .loaders import FIGURES, STEP_PARAMS, Inputs, git_commit_times, load_all, threshold_entries
 from .templates import CSS, page
@@ -40,14 +41,6 @@ SECTIONS = (
     ("gil-py-spy-table", "table"),
     ("environment-table", "table"),
     ("inputs-table", "table"),
-)
-LADDER_FIGURES = (
-    ("build_wall_ms", "build wall ms"),
-    ("traversal_ms_sum", "traversal ms"),
-    ("whitened_block_ms_sum", "whitened_block ms"),
-    ("kernel_provider_ms_sum", "kernel_provider ms"),
-    ("conflict_graph_ms_sum", "conflict_graph ms"),
-    ("query_wall_ms", "query wall ms"),
 )
 ASV_LADDER = {"track_build_wall_ms": "build_wall_ms", "track_traversal_ms": "traversal_ms_sum",
               "track_whitened_block_ms": "whitened_block_ms_sum",
