@@ -313,29 +313,6 @@ def _tolerance_terms(backend):
     return _TOLERANCE_TERMS[key][1:]
 
 
-    """(len(rows), len(cols)) bound on the difference of two float64 evaluations of d(i, j).
-
-    Derivation (DESIGN section 3): c = k(x_i, x_j) - V_i . V_j. A dot product of m terms in any
-    summation order (GEMM tile or Numba loop) errs by at most gamma_m |V_i||V_j| ~ (m + 1) eps
-    |V_i||V_j| (Higham, Accuracy and Stability, 3.1); the kernel value (exp, products) and the
-    subtraction add a few ulps of s2, taken as 8 eps s2. The stored p are the metric's data, not
-    a computed quantity, so dividing by sqrt(p_i p_j) gives
-        |delta rho_ij| <= delta_ij = ((m + 1) |V_i||V_j| + 8 s2) eps / sqrt(p_i p_j).
-    Since |sqrt(a) - sqrt(b)| <= sqrt(|a - b|), one computed d = sqrt(1 - |rho|) is within
-    sqrt(delta_ij) (+ a few eps for 1 - |rho| and sqrt) of the exact value, and two computations,
-    the build's and the checker's, within twice that.
-    """
-    rows = np.asarray(rows, dtype=np.int64)
-    cols = np.asarray(cols, dtype=np.int64)
-    v, p = backend.v_matrix, backend.p_diag
-    m = v.shape[1]
-    vnorm = np.sqrt(np.einsum("ij,ij->i", v, v))
-    s2 = backend.kernel.variance
-    delta = ((m + 1) * vnorm[rows][:, None] * vnorm[cols][None, :] + 8.0 * s2) * EPS
-    delta /= np.sqrt(p[rows][:, None] * p[cols][None, :])
-    return 2.0 * np.sqrt(delta) + 8.0 * EPS
-
-
 # --- fixtures -----------------------------------------------------------------------------------
 
 
