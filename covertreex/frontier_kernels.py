@@ -37,17 +37,24 @@ def may_descend(dg, rg, bound, slack):
 
 
 @njit(nogil=True, inline="always")
-def child_needed(gap, g, bound, level_cap, levels, radii, slack):
-    """Whether a row must evaluate child g, knowing only gap = |d(row, c) - d(c, g)| <= d(row, g).
+def child_needed_capped(gap, radius, bound, level_cap, cap_self, cap_below, slack):
+    """Whether a row must evaluate a child, knowing only gap = |d(row, c) - d(c, g)| <= d(row, g).
 
     kNN (no level cap): g or a descendant can enter if gap - radius(g) <= bound.
-    Build scan (level cap): g itself can claim if gap <= min(bound, 2**level(g)), a
-    descendant if gap - radius(g) <= min(bound, 2**(level(g) - 1)).
+    Build scan (level cap): g itself can claim if gap <= min(bound, cap_self = 2**level(g)),
+    a descendant if gap - radius(g) <= min(bound, cap_below = 2**(level(g) - 1)).
     """
     if not level_cap:
-        return may_descend(gap, radii[g], bound, slack)
-    return (may_descend(gap, 0.0, min(bound, pow2(levels[g])), slack)
-            or may_descend(gap, radii[g], min(bound, pow2(levels[g] - 1)), slack))
+        return may_descend(gap, radius, bound, slack)
+    return (may_descend(gap, 0.0, min(bound, cap_self), slack)
+            or may_descend(gap, radius, min(bound, cap_below), slack))
+
+
+@njit(nogil=True, inline="always")
+def child_needed(gap, g, bound, level_cap, levels, radii, slack):
+    """``child_needed_capped`` for child g, with its level caps computed here."""
+    return child_needed_capped(gap, radii[g], bound, level_cap, pow2(levels[g]),
+                               pow2(levels[g] - 1), slack)
 
 
 @njit(cache=True, nogil=True)
@@ -68,6 +75,11 @@ def expand_frontier(dist, nodes, active, row_bound, level_cap, row_limit, slack,
         total += child_ptr[nodes[c] + 1] - child_ptr[nodes[c]]
     need = np.zeros((b, total), dtype=np.bool_)
     kid_used = np.zeros(total, dtype=np.bool_)
+    most_kids = 0
+    for c in range(f):
+        most_kids = max(most_kids, child_ptr[nodes[c] + 1] - child_ptr[nodes[c]])
+    kid_cap_self = np.empty(most_kids)
+    kid_cap_below = np.empty(most_kids)
     base = 0
     for c in range(f):
         g = nodes[c]
@@ -76,6 +88,11 @@ def expand_frontier(dist, nodes, active, row_bound, level_cap, row_limit, slack,
         if nkids == 0:
             continue
         cap = pow2(levels[g] - 1) if level_cap else np.inf
+        # The children's level caps do not depend on the row: computed once here, not per pair.
+        for t in range(nkids):
+            h = child_idx[lo + t]
+            kid_cap_self[t] = pow2(levels[h])
+            kid_cap_below[t] = pow2(levels[h] - 1)
         for r in range(b):
             if not active[r, c] or min_id_below[g] >= row_limit[r]:
                 continue
@@ -84,8 +101,9 @@ def expand_frontier(dist, nodes, active, row_bound, level_cap, row_limit, slack,
                 continue
             for t in range(nkids):
                 h = child_idx[lo + t]
-                if min_id_below[h] < row_limit[r] and child_needed(
-                        abs(dc - parent_dist[h]), h, row_bound[r], level_cap, levels, radii, slack):
+                if min_id_below[h] < row_limit[r] and child_needed_capped(
+                        abs(dc - parent_dist[h]), radii[h], row_bound[r], level_cap,
+                        kid_cap_self[t], kid_cap_below[t], slack):
                     need[r, base + t] = True
                     kid_used[base + t] = True
         base += nkids

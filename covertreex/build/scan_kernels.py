@@ -72,13 +72,22 @@ def scan_pointwise(pair, qdata, ldata, batch, order, child_start, child_count, l
 
 @njit(cache=True, nogil=True)
 def claim_tile(dist, nodes, active, levels, best, parent, pdist):
-    """Apply the claims of one frontier tile: dist, active (b, f) against nodes (f,)."""
+    """Apply the claims of one frontier tile: dist, active (b, f) against nodes (f,).
+
+    d > min(2**level(g), 2**best) holds exactly when level_of_distance(d) exceeds both, and
+    then no claim is possible, so most pairs are settled by one comparison without frexp.
+    """
     b, f = dist.shape
+    col_cap = np.empty(f)
+    for c in range(f):
+        col_cap[c] = pow2(levels[nodes[c]])
     for a in range(b):
+        row_cap = pow2(best[a])
         for c in range(f):
-            if active[a, c]:
+            if active[a, c] and dist[a, c] <= min(col_cap[c], row_cap):
                 g = nodes[c]
                 _claim(dist[a, c], g, levels[g], best, parent, pdist, a)
+                row_cap = pow2(best[a])
 
 
 @njit(cache=True, nogil=True)
