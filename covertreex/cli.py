@@ -81,11 +81,12 @@ phases (audit plan phases 1-7, DESIGN section 5):
   per step with ratios against the step before.
 
 threads (audit phase 7 thread guard):
-  By default the bench pins BLAS/OpenMP (threadpoolctl) and Numba to one thread per core
-  available to the process, by setting OMP_NUM_THREADS, OPENBLAS_NUM_THREADS,
-  MKL_NUM_THREADS and NUMBA_NUM_THREADS for the ones you have not set. To choose other
-  counts, set those variables yourself (they are never overridden), or pass --threads N.
-  --no-thread-guard leaves the libraries at their own defaults.
+  By default the bench pins BLAS/OpenMP (threadpoolctl) to one thread and Numba to one
+  thread per core available to the process (--threads N for another Numba count): the
+  residual tiles are small GEMMs between Numba loops, where two BLAS threads made builds
+  2-4x slower. It sets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS for the
+  ones you have not set; variables you set are never overridden. --no-thread-guard leaves
+  the libraries at their own defaults.
 
 output:
   --json PATH  one object: preset, metric, n, d, k, queries, phases, build_wall_ms,
@@ -150,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="PATH", help="write every figure to PATH as one JSON object")
     bench.add_argument("--log", metavar="PATH", help="write the per-batch telemetry JSON lines to PATH")
     bench.add_argument("--threads", type=_positive_int, metavar="N",
-                       help="thread count of the thread guard (default: the cores available)")
+                       help="Numba threads under the thread guard (default: the cores available; "
+                            "BLAS stays at 1)")
     bench.add_argument("--no-thread-guard", action="store_true",
                        help="do not pin BLAS/OpenMP/Numba threads (library defaults)")
     bench.add_argument("--thresholds", metavar="PATH",

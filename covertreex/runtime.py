@@ -86,7 +86,8 @@ class Runtime:
                  evaluates its joint frontier as one tile). Residual traversal is chosen by
                  the phases and ignores it.
     query_block: rows per tile in blocked traversals
-    threads:     thread count the guard applies (None: the number of cores)
+    threads:     Numba threads under the thread guard (None: the number of cores); BLAS and
+                 OpenMP get one thread (see covertreex.threads)
     """
 
     metric: str | None = None

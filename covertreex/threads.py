@@ -27,11 +27,20 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-def configure_threading(max_threads: int | None = None) -> dict[str, int]:
-    """Pin BLAS/OpenMP (through threadpoolctl) and Numba to ``max_threads`` threads.
+# BLAS and OpenMP get one thread under the guard, as the audit plan's phase 7 prescribes:
+# the residual tiles are small GEMMs (about 256 x 512 x 300) between Numba loops, and two
+# OpenBLAS threads made the quick build 3-4x slower and unsteady on this 2-core machine
+# (covertreex bench --preset quick --repeat 3: 450-680 ms with BLAS on 2 threads, 159-164 ms
+# with BLAS on 1 and Numba on 2). Numba's own parallel loops keep the cores.
+GUARD_BLAS_THREADS = 1
 
-    A variable of THREAD_ENV that the user already set is never overridden: its value
-    is used for its library. The defaults that were applied are named in one warning.
+
+def configure_threading(max_threads: int | None = None) -> dict[str, int]:
+    """Pin BLAS/OpenMP to one thread (through threadpoolctl) and Numba to ``max_threads``
+    (default: the cores available).
+
+    A variable of THREAD_ENV that the user already set is never overridden: its value is
+    used for its library. The defaults that were applied are named in one warning.
     Returns {variable: threads in force}.
     """
     threads = int(max_threads) if max_threads is not None else default_threads()
@@ -41,11 +50,12 @@ def configure_threading(max_threads: int | None = None) -> dict[str, int]:
     for key in THREAD_ENV:
         if key in os.environ:
             in_force[key] = int(os.environ[key])
-        else:
-            if key in _WRITABLE_ENV:
-                os.environ[key] = str(threads)
-            in_force[key] = threads
-            applied.append(f"{key}={threads}")
+            continue
+        value = threads if key == "NUMBA_NUM_THREADS" else GUARD_BLAS_THREADS
+        if key in _WRITABLE_ENV:
+            os.environ[key] = str(value)
+        in_force[key] = value
+        applied.append(f"{key}={value}")
     blas = min(in_force["OPENBLAS_NUM_THREADS"], in_force["MKL_NUM_THREADS"])
     threadpool_limits(limits=blas, user_api="blas")
     threadpool_limits(limits=in_force["OMP_NUM_THREADS"], user_api="openmp")
@@ -62,14 +72,14 @@ def configure_threading(max_threads: int | None = None) -> dict[str, int]:
 
 @contextlib.contextmanager
 def thread_limits(threads: int | None, enabled: bool = True):
-    """Within the block, BLAS/OpenMP and Numba use ``threads`` threads (default: cores),
+    """Within the block, BLAS/OpenMP use one thread and Numba ``threads`` (default: cores),
     unless the user pinned them through the environment; restored on exit."""
     if not enabled:
         yield
         return
     threads = threads or default_threads()
     blas = {key: int(os.environ[key]) for key in THREAD_ENV[:3] if key in os.environ}
-    limit = min(blas.values()) if blas else threads
+    limit = min(blas.values()) if blas else GUARD_BLAS_THREADS
     previous = numba.get_num_threads()
     numba_threads = int(os.environ.get("NUMBA_NUM_THREADS", threads))
     numba.set_num_threads(min(numba_threads, numba.config.NUMBA_NUM_THREADS))
