@@ -36,9 +36,7 @@ def make_layout(metric, root, child_ptr, child_idx, n_nodes, levels, radii, pare
     layout = Layout(order=order, child_start=start, child_count=count, levels=levels[order],
                     radii=radii[order], parent_dist=parent_dist[order],
                     min_id_below=min_id_below[order], data=metric.gather(order))
-    data = layout.data if isinstance(layout.data, tuple) else (layout.data,)
     for arr in (order, start, count, layout.levels, layout.radii, layout.parent_dist,
-                layout.min_id_below, *data):
-        if isinstance(arr, np.ndarray):
-            arr.setflags(write=False)
+                layout.min_id_below, layout.data):
+        arr.setflags(write=False)
     return layout

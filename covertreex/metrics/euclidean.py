@@ -39,7 +39,6 @@ class EuclideanMetric:
 
     def __init__(self, points: np.ndarray, phases):
         self.phases = phases
-        self.points = points
         self.data = points
         self.n = points.shape[0]
 

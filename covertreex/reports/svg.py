@@ -125,21 +125,8 @@ def line_chart(series, x_labels, *, title: str = "", y_label: str = "", threshol
     def xpos(i):
         return left + (plot_w * (i + 0.5) / n)
 
-    out = [f'<svg class="chart" viewBox="0 0 {width} {total_h}" '
-           f'width="{width}" height="{total_h}" role="img"'
-           + (f' data-chart="{escape(section)}"' if section else "") + ">"]
-    out.append(f"<title>{escape(title)}</title>")
-    if title:
-        out.append(f'<text x="{left}" y="16" class="ct">{escape(title)}</text>')
-    out.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" class="plot"/>')
-    for t in ticks:
-        y = ypos(t)
-        if top - 0.5 <= y <= top + plot_h + 0.5:
-            out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" class="grid"/>')
-            out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" class="yt">{_fmt(t)}</text>')
-    if y_label:
-        out.append(f'<text transform="translate(14 {top + plot_h / 2}) rotate(-90)" class="yl">'
-                   f"{escape(y_label)}{' (log)' if log else ''}</text>")
+    out = _frame(width, total_h, section, title, left, top, plot_w, plot_h, ticks, ypos,
+                 f"{y_label} (log)" if y_label and log else y_label)
     step = max(1, math.ceil(n / 14))
     for i, lab in enumerate(x_labels):
         if i % step == 0 or i == n - 1:
@@ -175,6 +162,27 @@ def line_chart(series, x_labels, *, title: str = "", y_label: str = "", threshol
     return "".join(out)
 
 
+def _frame(width, total_h, section, title, left, top, plot_w, plot_h, ticks, ypos, y_label):
+    """Opening parts of a chart: svg element, title, plot area, grid lines with their tick
+    labels (those inside the plot) and the y-axis label. Returns the list to append to."""
+    out = [f'<svg class="chart" viewBox="0 0 {width} {total_h}" '
+           f'width="{width}" height="{total_h}" role="img"'
+           + (f' data-chart="{escape(section)}"' if section else "") + ">"]
+    out.append(f"<title>{escape(title)}</title>")
+    if title:
+        out.append(f'<text x="{left}" y="16" class="ct">{escape(title)}</text>')
+    out.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" class="plot"/>')
+    for t in ticks:
+        y = ypos(t)
+        if top - 0.5 <= y <= top + plot_h + 0.5:
+            out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" class="grid"/>')
+            out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" class="yt">{_fmt(t)}</text>')
+    if y_label:
+        out.append(f'<text transform="translate(14 {top + plot_h / 2}) rotate(-90)" class="yl">'
+                   f"{escape(y_label)}</text>")
+    return out
+
+
 def stacked_bars(categories, stacks, *, title: str = "", y_label: str = "", width: int = 900,
                  height: int = 280, section: str | None = None) -> str:
     """Vertical stacked bars: categories (x labels), stacks [{"name", "values": [per x]}]."""
@@ -193,20 +201,7 @@ def stacked_bars(categories, stacks, *, title: str = "", y_label: str = "", widt
     def ypos(v):
         return top + plot_h * (1 - v / top_v)
 
-    out = [f'<svg class="chart" viewBox="0 0 {width} {total_h}" '
-           f'width="{width}" height="{total_h}" role="img"'
-           + (f' data-chart="{escape(section)}"' if section else "") + ">"]
-    out.append(f"<title>{escape(title)}</title>")
-    if title:
-        out.append(f'<text x="{left}" y="16" class="ct">{escape(title)}</text>')
-    out.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" class="plot"/>')
-    for t in ticks:
-        y = ypos(t)
-        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" class="grid"/>')
-        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" class="yt">{_fmt(t)}</text>')
-    if y_label:
-        out.append(f'<text transform="translate(14 {top + plot_h / 2}) rotate(-90)" class="yl">'
-                   f"{escape(y_label)}</text>")
+    out = _frame(width, total_h, section, title, left, top, plot_w, plot_h, ticks, ypos, y_label)
     step = max(1, math.ceil(n / 24))
     for i, cat in enumerate(categories):
         x0 = left + i * bw

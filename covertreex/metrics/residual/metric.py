@@ -187,11 +187,6 @@ class ResidualMetric:
         for arr in (xs, self.centred, self.sq_norms):
             arr.setflags(write=False)
 
-    def gather(self, ids: np.ndarray):
-        """Pair-kernel data of the points ``ids``, in that order."""
-        return tuple(np.ascontiguousarray(part[ids]) if isinstance(part, np.ndarray) else part
-                     for part in self.data)
-
     def kernel_tile(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """(len(rows), len(cols)) float64 kernel values k(x_rows, x_cols)."""
         if self.phases.gemm_kernel_provider:
