@@ -165,7 +165,8 @@ class CoverTree:
         counters = new_counters()
         with thread_limits(self.runtime.threads, enabled=self.runtime.phases.thread_guard):
             (idx, dist), pairs = knn_search(strategy, arrays, self.layout, metric, qdata, rows,
-                                            exclude, limit, k, self.runtime.query_block, counters)
+                                            exclude, limit, k, self.runtime.query_block,
+                                            self.runtime.threads, counters)
         settle(counters)
         if perm is not None:
             inv = np.empty_like(perm)

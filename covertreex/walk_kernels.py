@@ -43,13 +43,14 @@ def visit_tile(mode, topk, dist, nodes, active, exclude, limit, levels, best, pa
 @njit(nogil=True)
 def walk_block_kernel(tile_kernel, qdata, tdata, mode, topk, rows, exclude, limit, root, levels,
                       radii, parent_dist, min_id_below, child_ptr, child_idx, slack, best, parent,
-                      pdist, hd, hi, counters):
-    """Walk one block of rows (b,) to the end; returns the pairs evaluated."""
+                      pdist, hd, hi, workspace, counters):
+    """Walk one block of rows (b,) to the end; returns the pairs evaluated. ``workspace``
+    is the metric's scratch for ``tile_kernel``, owned by the calling thread."""
     nodes = np.full(1, root, dtype=np.int64)
     active = initial_active(mode, root, min_id_below, limit)
     pairs = 0
     while nodes.shape[0] > 0:
-        dist = tile_kernel(qdata, tdata, rows, nodes, active, counters)
+        dist = tile_kernel(qdata, tdata, rows, nodes, active, workspace, counters)
         pairs += dist.size
         bound = visit_tile(mode, topk, dist, nodes, active, exclude, limit, levels, best, parent,
                            pdist, hd, hi)

@@ -116,7 +116,7 @@ def build_tree(metric, order: np.ndarray, runtime, progress=None, telemetry: boo
         t1 = clock()
         best, parent, pdist = scan_batch(runtime.traversal, metric, batch, levels, radii,
                                          parent_dist, min_id_below, child_ptr, child_idx, root,
-                                         pos, runtime.query_block, counters)
+                                         pos, runtime.query_block, runtime.threads, counters)
         cached = metric.tile(metric.data, batch, batch, counters) if reuse else None
         t2 = clock()
         pairwise = conflict_pairwise(metric, batch, cached, reuse)

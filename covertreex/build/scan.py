@@ -6,14 +6,15 @@ import numpy as np
 import numba
 
 from ..layout import make_layout
-from ..walk import SCAN, walk_block
+from ..walk import SCAN, walk_blocks
 from .scan_kernels import scan_pointwise
 
 
 def scan_batch(strategy, metric, batch, levels, radii, parent_dist, min_id_below, child_ptr,
-               child_idx, root, n_nodes, block, counters):
+               child_idx, root, n_nodes, block, workers, counters):
     """Lowest claim level, parent and parent distance of each batch point: (b,) int64, int64,
-    float64. The tree holds n_nodes nodes; tiles add their pairs and time to ``counters``."""
+    float64. The tree holds n_nodes nodes; the blocked strategy walks blocks of ``block``
+    points on ``workers`` threads; tiles add their pairs and time to ``counters``."""
     b = batch.shape[0]
     best = np.empty(b, dtype=np.int64)
     parent = np.empty(b, dtype=np.int64)
@@ -30,9 +31,7 @@ def scan_batch(strategy, metric, batch, levels, radii, parent_dist, min_id_below
     best[:] = np.iinfo(np.int64).max
     pdist[:] = np.inf
     empty_heap = np.empty((0, 0))
-    for lo in range(0, b, block):
-        sl = slice(lo, min(b, lo + block))
-        walk_block(metric, metric.data, SCAN, batch[sl], no_limit[sl], no_limit[sl], root, levels,
-                   radii, parent_dist, min_id_below, child_ptr, child_idx, best[sl], parent[sl],
-                   pdist[sl], empty_heap, empty_heap.astype(np.int64), counters)
+    tree = (root, levels, radii, parent_dist, min_id_below, child_ptr, child_idx)
+    walk_blocks(metric, metric.data, SCAN, batch, no_limit, no_limit, tree, best, parent, pdist,
+                empty_heap, empty_heap.astype(np.int64), block, workers, counters)
     return best, parent, pdist

@@ -16,9 +16,10 @@ def euclidean_pair(qdata, i, tdata, j):
 
 
 @njit(cache=True, nogil=True)
-def euclidean_tile_kernel(qdata, tdata, rows, cols, active, counters):
+def euclidean_tile_kernel(qdata, tdata, rows, cols, active, workspace, counters):
     """(len(rows), len(cols)) distances in nopython mode for the pairs flagged in ``active``
-    (b, f) (all when empty); counters untouched (no whitened block or kernel to count)."""
+    (b, f) (all when empty). Needs no scratch (``workspace`` is unused) and leaves counters
+    untouched (no whitened block or kernel to count)."""
     every = active.shape[0] == 0
     out = np.empty((rows.shape[0], cols.shape[0]))
     for a in range(rows.shape[0]):
@@ -41,6 +42,10 @@ class EuclideanMetric:
         self.phases = phases
         self.data = points
         self.n = points.shape[0]
+
+    def workspace(self, block: int):
+        """Tiles here need no scratch arrays: an empty placeholder."""
+        return np.empty(0)
 
     def gather(self, ids: np.ndarray) -> np.ndarray:
         """Pair-kernel data of the points ``ids``, in that order."""

@@ -6,7 +6,7 @@ import numpy as np
 import numba
 
 from ..tree import TreeArrays
-from ..walk import KNN, walk_block
+from ..walk import KNN, walk_blocks
 from .knn_kernels import knn_pointwise
 
 
@@ -20,13 +20,14 @@ def sorted_results(hd: np.ndarray, hi: np.ndarray):
 
 
 def knn_search(strategy, tree: TreeArrays, layout, metric, qdata, rows, exclude, limit, k, block,
-               counters):
+               workers, counters):
     """k nearest admissible tree nodes for each query row.
 
     layout: the tree's breadth-first ``Layout`` (pointwise strategy) or None;
     qdata: the metric's query-side data; rows (q,) int64 rows of qdata; exclude (q,)
     an id each row may not return (-1 for none); limit (q,) ids >= limit are not
-    candidates. Returns ((idx (q, k) int64, dist (q, k) float64) sorted by (dist, id),
+    candidates; the blocked strategy walks blocks of ``block`` rows on ``workers`` threads.
+    Returns ((idx (q, k) int64, dist (q, k) float64) sorted by (dist, id),
     pairs (q,) int64 distances evaluated; the blocked strategy counts whole tiles, per block,
     on the block's first row).
     """
@@ -41,11 +42,8 @@ def knn_search(strategy, tree: TreeArrays, layout, metric, qdata, rows, exclude,
                       layout.min_id_below, metric.prune_slack, chunks, hd, hi, pairs)
         return sorted_results(hd, hi), pairs
     none = np.empty(0, dtype=np.int64)
-    for lo in range(0, q, block):
-        sl = slice(lo, min(q, lo + block))
-        pairs[sl] = 0
-        pairs[lo] = walk_block(metric, qdata, KNN, rows[sl], exclude[sl], limit[sl], tree.root,
-                               tree.levels, tree.radii, tree.parent_dist, tree.min_id_below,
-                               tree.child_ptr, tree.child_idx, none, none, none.astype(np.float64),
-                               hd[sl], hi[sl], counters)
+    arrays = (tree.root, tree.levels, tree.radii, tree.parent_dist, tree.min_id_below,
+              tree.child_ptr, tree.child_idx)
+    pairs[::block] = walk_blocks(metric, qdata, KNN, rows, exclude, limit, arrays, none, none,
+                                 none.astype(np.float64), hd, hi, block, workers, counters)
     return sorted_results(hd, hi), pairs

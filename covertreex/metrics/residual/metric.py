@@ -11,7 +11,7 @@ import math
 import time
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ...kernels import MATERN52_CODE
 from ..._cycles import read_cycles
@@ -20,6 +20,9 @@ from ..distance_kernels import sq_distance
 from .backend import ResidualBackend
 
 _SQRT5 = math.sqrt(5.0)
+# Columns per chunk of a nopython tile: a 256-row block's Gram chunk (256 x 512 float64,
+# 1 MiB) stays in cache between the GEMM that writes it and the pass that reads it.
+TILE_CHUNK = 512
 
 
 @njit(nogil=True, inline="always")
@@ -48,26 +51,12 @@ def residual_pair(qdata, i, tdata, j):
     return _distance_from_cov(_profile(sq_distance(xs, i, xs, j), s2, code) - dot, p[i], p[j])
 
 
-# The elementwise passes run serially: between two BLAS calls a parallel Numba region
-# fights OpenBLAS's spinning threads (a 256 x 1500 tile took 47 ns/pair with both pools on
-# 2 threads, 21 ns with BLAS on 2 and these loops serial).
 @njit(cache=True, nogil=True)
-def _finish_tile(p, rows, cols, ktile, gram, active):
-    """gram[a, b] <- d(rows[a], cols[b]) from the kernel tile and gram = V_rows V_cols^T,
-    for the pairs flagged in ``active`` (b, f), or all pairs when it is empty."""
-    every = active.shape[0] == 0
-    for a in range(rows.shape[0]):
-        pi = p[rows[a]]
-        for b in range(cols.shape[0]):
-            if every or active[a, b]:
-                gram[a, b] = _distance_from_cov(ktile[a, b] - gram[a, b], pi, p[cols[b]])
-
-
-@njit(cache=True, nogil=True, parallel=True)
 def gram_by_pairs(v, rows, cols, out):
     """out[a, b] = V[rows[a]] . V[cols[b]], one dot product per pair: the pre-audit
-    path that phase 1 (block_gemm) replaces with a GEMM."""
-    for a in prange(rows.shape[0]):
+    path that phase 1 (block_gemm) replaces with a GEMM. Serial: walks already run one
+    block per core (covertreex.walk.walk_blocks)."""
+    for a in range(rows.shape[0]):
         i = rows[a]
         for b in range(cols.shape[0]):
             j = cols[b]
@@ -78,22 +67,23 @@ def gram_by_pairs(v, rows, cols, out):
 
 
 @njit(cache=True, nogil=True)
-def _gather(a, rows):
-    out = np.empty((rows.shape[0], a.shape[1]))
-    for r in range(rows.shape[0]):
-        out[r] = a[rows[r]]
-    return out
+def _gather_into(a, ids, out):
+    """out[r] = a[ids[r]] for r < len(ids); returns that leading part of out."""
+    for r in range(ids.shape[0]):
+        out[r] = a[ids[r]]
+    return out[:ids.shape[0]]
 
 
 @njit(cache=True, nogil=True)
-def _kernel_into(xs, sq_norms, s2, code, rows, cols, cross, use_cross, active, out):
-    """Kernel values of the flagged pairs (all when ``active`` is empty): r2 from the GEMM
-    cross term on centred coordinates, or from differences."""
+def _kernel_into(xs, sq_norms, s2, code, rows, cols, cross, use_cross, active, c0, out):
+    """Kernel values of the flagged pairs (all when ``active`` is empty) of rows against
+    cols, which are the tile's columns c0, c0 + 1, ...: r2 from the GEMM cross term on
+    centred coordinates, or from differences. ``out`` is (len(rows), len(cols))."""
     every = active.shape[0] == 0
     for a in range(rows.shape[0]):
         i = rows[a]
         for b in range(cols.shape[0]):
-            if not (every or active[a, b]):
+            if not (every or active[a, c0 + b]):
                 continue
             j = cols[b]
             if use_cross:
@@ -104,41 +94,78 @@ def _kernel_into(xs, sq_norms, s2, code, rows, cols, cross, use_cross, active, o
 
 
 @njit(cache=True, nogil=True)
-def residual_tile_kernel(qdata, tdata, rows, cols, active, counters):
+def _finish_chunk(p, rows, cols, ktile, gram, active, c0, out):
+    """out[a, c0 + b] <- d(rows[a], cols[b]) from the kernel chunk and gram = V_rows V_cols^T
+    for the flagged pairs (all when ``active`` is empty); out may be gram itself (c0 = 0)."""
+    every = active.shape[0] == 0
+    for a in range(rows.shape[0]):
+        pi = p[rows[a]]
+        for b in range(cols.shape[0]):
+            if every or active[a, c0 + b]:
+                out[a, c0 + b] = _distance_from_cov(ktile[a, b] - gram[a, b], pi, p[cols[b]])
+
+
+def tile_workspace(metric_data, block: int, chunk: int = TILE_CHUNK):
+    """Scratch arrays for ``residual_tile_kernel`` on up to ``block`` rows, reused by every
+    tile one traversal thread computes: gathered V and coordinates of the rows (block, m),
+    (block, d) and of one column chunk (chunk, m), (chunk, d), and three (block * chunk,)
+    buffers for the V Gram block, the coordinate cross term and the kernel values."""
+    xs, v = metric_data[0], metric_data[1]
+    m, d = v.shape[1], xs.shape[1]
+    return (np.empty((block, m)), np.empty((block, d)), np.empty((chunk, m)), np.empty((chunk, d)),
+            np.empty(block * chunk), np.empty(block * chunk), np.empty(block * chunk))
+
+
+@njit(cache=True, nogil=True)
+def residual_tile_kernel(qdata, tdata, rows, cols, active, workspace, counters):
     """Residual distance tile (len(rows), len(cols)) without leaving nopython mode.
 
     The nogil twin of ``ResidualMetric.tile`` for the phase-6 loop, following the same
-    phase 1 and 2 choices (carried in ``tdata``). Only pairs flagged in ``active`` (b, f)
-    get a kernel value and a distance (the rest are never read; scalar exp is the dearest
-    part here). Time goes to the tick slots of counters.
+    phase 1 and 2 choices (carried in ``tdata``). Columns go in chunks through the
+    ``tile_workspace`` buffers, so a tile allocates only its output and each chunk's Gram
+    block is still in cache when the distance pass reads it. Only pairs flagged in
+    ``active`` (b, f) get a kernel value and a distance (the rest are never read; scalar
+    exp is the dearest part here). Time goes to the tick slots of counters.
     """
     xs, v, p, s2, code = tdata[0], tdata[1], tdata[2], tdata[3], tdata[4]
     centred, sq_norms, gemm_v, gemm_k = tdata[5], tdata[6], tdata[7], tdata[8]
+    v_rows, c_rows, v_cols, c_cols, gram_buf, cross_buf, kern_buf = workspace
     timed = counters.shape[0] > 0  # an empty array switches telemetry off
-    t0 = read_cycles() if timed else 0
-    if gemm_v:
-        gram = np.dot(_gather(v, rows), _gather(v, cols).T)
-    else:
-        gram = np.empty((rows.shape[0], cols.shape[0]))
-        gram_by_pairs(v, rows, cols, gram)
-    t1 = read_cycles() if timed else 0
-    if gemm_k:
-        cross = np.dot(_gather(centred, rows), _gather(centred, cols).T)
-    else:
-        cross = np.empty((0, 0))
-    ktile = np.empty((rows.shape[0], cols.shape[0]))
-    _kernel_into(xs, sq_norms, s2, code, rows, cols, cross, gemm_k, active, ktile)
-    t2 = read_cycles() if timed else 0
-    _finish_tile(p, rows, cols, ktile, gram, active)
-    if not timed:
-        return gram
-    t3 = read_cycles()
-    pairs = rows.shape[0] * cols.shape[0]
-    counters[WB_PAIRS] += pairs
-    counters[KP_PAIRS] += pairs
-    counters[WB_TICKS] += (t1 - t0) + (t3 - t2)
-    counters[KP_TICKS] += t2 - t1
-    return gram
+    b, f = rows.shape[0], cols.shape[0]
+    chunk = v_cols.shape[0]
+    out = np.empty((b, f))
+    vq = _gather_into(v, rows, v_rows) if gemm_v else v_rows
+    cq = _gather_into(centred, rows, c_rows) if gemm_k else c_rows
+    wb_ticks = 0
+    kp_ticks = 0
+    for c0 in range(0, f, chunk):
+        part = cols[c0:min(f, c0 + chunk)]
+        w = part.shape[0]
+        t0 = read_cycles() if timed else 0
+        gram = gram_buf[:b * w].reshape(b, w)
+        if gemm_v:
+            np.dot(vq, _gather_into(v, part, v_cols).T, gram)
+        else:
+            gram_by_pairs(v, rows, part, gram)
+        t1 = read_cycles() if timed else 0
+        cross = cross_buf[:b * w].reshape(b, w)
+        if gemm_k:
+            np.dot(cq, _gather_into(centred, part, c_cols).T, cross)
+        ktile = kern_buf[:b * w].reshape(b, w)
+        _kernel_into(xs, sq_norms, s2, code, rows, part, cross, gemm_k, active, c0, ktile)
+        t2 = read_cycles() if timed else 0
+        _finish_chunk(p, rows, part, ktile, gram, active, c0, out)
+        if timed:
+            t3 = read_cycles()
+            wb_ticks += (t1 - t0) + (t3 - t2)
+            kp_ticks += t2 - t1
+    if timed:
+        pairs = b * f
+        counters[WB_PAIRS] += pairs
+        counters[KP_PAIRS] += pairs
+        counters[WB_TICKS] += wb_ticks
+        counters[KP_TICKS] += kp_ticks
+    return out
 
 
 _ALL_PAIRS = np.zeros((0, 0), dtype=np.bool_)
@@ -187,6 +214,10 @@ class ResidualMetric:
         for arr in (xs, self.centred, self.sq_norms):
             arr.setflags(write=False)
 
+    def workspace(self, block: int):
+        """Scratch arrays for one traversal thread's tiles of up to ``block`` rows."""
+        return tile_workspace(self.data, block)
+
     def kernel_tile(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """(len(rows), len(cols)) float64 kernel values k(x_rows, x_cols)."""
         if self.phases.gemm_kernel_provider:
@@ -218,7 +249,7 @@ class ResidualMetric:
         t1 = time.perf_counter()
         ktile = self.kernel_tile(rows, cols)
         t2 = time.perf_counter()
-        _finish_tile(self.p, rows, cols, ktile, gram, _ALL_PAIRS)
+        _finish_chunk(self.p, rows, cols, ktile, gram, _ALL_PAIRS, 0, gram)
         if counters is not None and counters.size:
             pairs = rows.shape[0] * cols.shape[0]
             counters[WB_PAIRS] += pairs

@@ -1,0 +1,79 @@
+"""Blocked walks: worker threads change nothing but speed; chunked nopython tiles equal the
+Python tile."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from covertreex import CoverTree, Phases, Runtime
+from covertreex.metrics.residual import build_residual_backend
+from covertreex.metrics.residual.metric import TILE_CHUNK, ResidualMetric, residual_tile_kernel
+from covertreex.telemetry import KP_PAIRS, WB_PAIRS, new_counters, settle
+
+
+@pytest.fixture(scope="module")
+def backend():
+    coords = np.random.default_rng(11).standard_normal((1500, 3))
+    return build_residual_backend(coords, inducing_count=100)
+
+
+PHASE_SETS = {
+    "all": Phases.all(),
+    "python_loop": replace(Phases.all(), nopython_chunk_loop=False),
+    "baseline": Phases.baseline(),
+}
+
+
+@pytest.mark.parametrize("label", list(PHASE_SETS))
+def test_residual_results_do_not_depend_on_the_worker_count(backend, label):
+    # Small blocks make many blocks per batch and per query run, so two threads interleave.
+    runs = []
+    for threads in (1, 2):
+        rt = Runtime(metric="residual_correlation", phases=PHASE_SETS[label], threads=threads,
+                     query_block=48)
+        tree = CoverTree(rt).fit(backend)
+        idx, dist, report = tree.knn_report(None, k=7, predecessor_mode=True)
+        runs.append((tree, idx, dist, report))
+    (t1, i1, d1, r1), (t2, i2, d2, r2) = runs
+    for field in ("levels", "parents", "radii", "parent_dist"):
+        assert np.array_equal(getattr(t1.arrays, field), getattr(t2.arrays, field)), field
+    assert np.array_equal(i1, i2) and np.array_equal(d1, d2)
+    assert r1.pairs_evaluated == r2.pairs_evaluated
+    assert r1.whitened_block_pairs == r2.whitened_block_pairs
+    b1 = t1.build_report.summary()["whitened_block_pairs_sum"]
+    assert b1 == t2.build_report.summary()["whitened_block_pairs_sum"]
+
+
+def test_euclidean_blocked_results_do_not_depend_on_the_worker_count():
+    rng = np.random.default_rng(5)
+    points, queries = rng.standard_normal((2000, 4)), rng.standard_normal((300, 4))
+    out = []
+    for threads in (1, 2):
+        rt = Runtime(strategy="blocked", threads=threads, query_block=32)
+        out.append(CoverTree(rt).fit(points).knn(queries, k=5, return_distances=True))
+    assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[0][1], out[1][1])
+
+
+@pytest.mark.parametrize("label", ["all", "baseline"])
+def test_chunked_nopython_tile_equals_the_python_tile(backend, label):
+    metric = ResidualMetric(backend, PHASE_SETS[label])
+    rng = np.random.default_rng(2)
+    rows = rng.choice(backend.n, 37, replace=False).astype(np.int64)
+    # More columns than two chunks, the last one partial, in no particular order.
+    cols = rng.choice(backend.n, 2 * TILE_CHUNK + 77, replace=False).astype(np.int64)
+    expected = metric.tile(metric.data, rows, cols)
+    counters = new_counters()
+    every = np.zeros((0, 0), dtype=np.bool_)
+    got = residual_tile_kernel(metric.data, metric.data, rows, cols, every,
+                               metric.workspace(rows.size), counters)
+    # GEMMs of other shapes round differently; d = sqrt(1 - |rho|) magnifies that near 0, so
+    # compare |rho| (the rounding of k - V.V over sqrt(p_i p_j), DESIGN section 4).
+    np.testing.assert_allclose(1 - got**2, 1 - expected**2, rtol=0, atol=1e-9)
+    settle(counters)
+    assert counters[WB_PAIRS] == counters[KP_PAIRS] == rows.size * cols.size
+    # With a mask only the flagged pairs are defined; they must still match.
+    active = rng.random((rows.size, cols.size)) < 0.3
+    masked = residual_tile_kernel(metric.data, metric.data, rows, cols, active,
+                                  metric.workspace(rows.size), new_counters())
+    np.testing.assert_allclose(1 - masked[active]**2, 1 - expected[active]**2, rtol=0, atol=1e-9)
