@@ -304,23 +304,30 @@ class Reference:
 
 
 def compute_reference(preset, workload, threads=None) -> Reference:
-    """Float64 brute force on the same queries (timed); for Euclidean presets also cKDTree."""
+    """Float64 brute force on the same queries (timed); for Euclidean presets also cKDTree.
+
+    The brute force gets as many BLAS threads as the tree has workers (``threads``, default
+    the cores), and cKDTree as many ``workers``: every method runs on the same cores.
+    """
+    from threadpoolctl import threadpool_limits
+
     from . import reference
 
+    workers = threads or _affinity() or 1
     start = time.perf_counter()
-    if preset.is_residual:
-        result = reference.residual_knn(workload.backend, workload.query_ids, k=preset.k,
-                                        predecessor_mode=preset.predecessor_mode)
-    else:
-        result = reference.euclidean_knn(workload.points, workload.queries, preset.k,
-                                         predecessor_mode=preset.predecessor_mode)
+    with threadpool_limits(limits=workers, user_api="blas"):
+        if preset.is_residual:
+            result = reference.residual_knn(workload.backend, workload.query_ids, k=preset.k,
+                                            predecessor_mode=preset.predecessor_mode)
+        else:
+            result = reference.euclidean_knn(workload.points, workload.queries, preset.k,
+                                             predecessor_mode=preset.predecessor_mode)
     ms = (time.perf_counter() - start) * 1e3
-    out = Reference(result, ms, "float64 brute force")
+    out = Reference(result, ms, f"float64 brute force, BLAS on {workers} threads")
     if not preset.is_residual:
         from scipy.spatial import cKDTree
 
         kd = cKDTree(workload.points)
-        workers = threads or _affinity() or 1
         start = time.perf_counter()
         kd.query(workload.queries, k=preset.k, workers=workers)
         out.ckdtree_query_ms = (time.perf_counter() - start) * 1e3

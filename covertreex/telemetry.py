@@ -14,17 +14,18 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 SCHEMA_ID = "covertreex.telemetry"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Slots of a counters array. Numba kernels add cycle-counter ticks to the *_TICKS
-# slots; ``settle`` folds them into milliseconds once the kernels are done.
-WB_PAIRS, WB_MS, KP_PAIRS, KP_MS, WB_TICKS, KP_TICKS = range(6)
-N_COUNTERS = 6
+# slots; ``settle`` folds them into milliseconds once the kernels are done. WALK_MS sums
+# the wall time of every blocked walk: thread time when blocks run on several workers.
+WB_PAIRS, WB_MS, KP_PAIRS, KP_MS, WB_TICKS, KP_TICKS, WALK_MS = range(7)
+N_COUNTERS = 7
 
 
 def new_counters() -> np.ndarray:
-    """(6,) float64 accumulators: whitened_block_pairs, whitened_block_ms,
-    kernel_provider_pairs, kernel_provider_ms, and two tick slots."""
+    """(7,) float64 accumulators: whitened_block_pairs, whitened_block_ms,
+    kernel_provider_pairs, kernel_provider_ms, two tick slots and the walks' thread time."""
     return np.zeros(N_COUNTERS)
 
 
@@ -58,6 +59,9 @@ class BatchRecord:
     selected: int
     dominated: bool
     rounds: int
+    # traversal_ms with the blocked walks counted in thread time (summed over workers), the
+    # time base of the tile counters; None in records that predate it.
+    traversal_thread_ms: float | None = None
 
 
 BATCH_FIGURES = (
@@ -89,7 +93,10 @@ class BuildReport:
             out[f"{name}_median_dominated"] = float(statistics.median(dom)) if dom else None
         reused = [b.conflict_pairwise_reused for b in self.batches[1:]]
         out["pairwise_not_reused_after_first"] = int(sum(1 for r in reused if r == 0))
-        trav = out["traversal_ms_sum"]
+        # Tile counters sum thread time, so they are compared with the traversal's thread time.
+        trav = float(sum(b.traversal_ms if b.traversal_thread_ms is None else b.traversal_thread_ms
+                         for b in self.batches))
+        out["traversal_thread_ms_sum"] = trav
         covered = out["whitened_block_ms_sum"] + out["kernel_provider_ms_sum"]
         out["tile_share_of_traversal"] = covered / trav if trav > 0 else None
         return out

@@ -4,11 +4,13 @@ thread pool that walks independent blocks of rows side by side."""
 from __future__ import annotations
 
 import queue
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .frontier_kernels import expand_frontier
+from .telemetry import WALK_MS
 from .threads import default_threads
 from .walk_kernels import KNN, SCAN, initial_active, visit_tile, walk_block_kernel
 
@@ -53,13 +55,15 @@ def walk_blocks(metric, qdata, mode, rows, exclude, limit, tree, best, parent, p
     State arrays are as for ``walk_block``, with q rows; a block writes only its own slice
     of them. Workers are threads, as with scipy's ``workers=``: the phase-6 walk holds no
     GIL, and BLAS, which the thread guard keeps on one thread, runs one GEMM per core.
-    Telemetry is summed over blocks into ``counters``, so its milliseconds are thread time.
+    Telemetry is summed over blocks into ``counters``, so its milliseconds are thread time;
+    the walks' own wall times go to its WALK_MS slot.
     Returns the pairs evaluated per block, (ceil(q / block),) int64.
     """
     q = rows.shape[0]
     starts = list(range(0, q, block))
     workers = max(1, min(workers or default_threads(), len(starts)))
     local = np.zeros((len(starts), counters.shape[0]))
+    timed = counters.shape[0] > 0  # an empty array switches telemetry off
     # One workspace per thread: a block takes a free one and hands it back when done.
     spare = queue.SimpleQueue()
     for _ in range(workers):
@@ -72,12 +76,15 @@ def walk_blocks(metric, qdata, mode, rows, exclude, limit, tree, best, parent, p
             return a[sl] if a.shape[0] == q else a
 
         workspace = spare.get()
+        start = time.perf_counter()
         try:
             return walk_block(metric, qdata, mode, rows[sl], exclude[sl], limit[sl], *tree,
                               own(best), own(parent), own(pdist), own(hd), own(hi), workspace,
                               local[b])
         finally:
             spare.put(workspace)
+            if timed:
+                local[b, WALK_MS] += (time.perf_counter() - start) * 1e3
 
     if workers == 1:
         pairs = [run(b) for b in range(len(starts))]

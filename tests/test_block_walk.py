@@ -77,3 +77,14 @@ def test_chunked_nopython_tile_equals_the_python_tile(backend, label):
     masked = residual_tile_kernel(metric.data, metric.data, rows, cols, active,
                                   metric.workspace(rows.size), new_counters())
     np.testing.assert_allclose(1 - masked[active]**2, 1 - expected[active]**2, rtol=0, atol=1e-9)
+
+
+def test_tile_share_compares_thread_time_with_thread_time(backend):
+    # Tile counters sum over worker threads; the share must use the traversal's thread time
+    # too, or two workers would report tiles covering more than all of the traversal.
+    rt = Runtime(metric="residual_correlation", threads=2, query_block=48)
+    report = CoverTree(rt).fit(backend).build_report
+    assert all(b.traversal_thread_ms is not None for b in report.batches)
+    summary = report.summary()
+    assert summary["traversal_thread_ms_sum"] >= summary["whitened_block_ms_sum"]
+    assert 0.0 < summary["tile_share_of_traversal"] <= 1.0

@@ -144,7 +144,7 @@ def test_out_writes_a_file(good_log, tmp_path, capsys):
 @pytest.mark.parametrize("content, message", [
     (None, "no such file"),
     ("not json\n", "not JSON"),
-    (json.dumps({"schema": "covertreex.telemetry", "version": 1, "kind": "batch"}) + "\n", "lacks field"),
+    (json.dumps({"schema": "covertreex.telemetry", "version": 2, "kind": "batch"}) + "\n", "lacks field"),
     ("", "no build or query records"),
 ])
 def test_unreadable_logs_exit_2_with_one_line(tmp_path, capsys, content, message):

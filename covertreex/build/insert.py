@@ -16,7 +16,8 @@ import time
 
 import numpy as np
 
-from ..telemetry import KP_MS, KP_PAIRS, WB_MS, WB_PAIRS, BatchRecord, new_counters, settle
+from ..telemetry import (KP_MS, KP_PAIRS, WALK_MS, WB_MS, WB_PAIRS, BatchRecord, new_counters,
+                         settle)
 from ..tree import FLOOR_LEVEL, TreeArrays, children_csr, finalize
 from .conflict_kernels import conflict_graph, grow_radii, luby_mis, pairwise_by_pairs, place_round
 from .scan import scan_batch
@@ -117,6 +118,7 @@ def build_tree(metric, order: np.ndarray, runtime, progress=None, telemetry: boo
         best, parent, pdist = scan_batch(runtime.traversal, metric, batch, levels, radii,
                                          parent_dist, min_id_below, child_ptr, child_idx, root,
                                          pos, runtime.query_block, runtime.threads, counters)
+        t_scan = clock()
         cached = metric.tile(metric.data, batch, batch, counters) if reuse else None
         t2 = clock()
         pairwise = conflict_pairwise(metric, batch, cached, reuse)
@@ -130,6 +132,8 @@ def build_tree(metric, order: np.ndarray, runtime, progress=None, telemetry: boo
         if not telemetry:
             continue
         settle(counters)
+        # Blocked walks report their thread time; a pointwise scan counts as its wall time.
+        walks_ms = float(counters[WALK_MS]) or (t_scan - t1) * 1e3
         records.append(BatchRecord(
             batch_index=batch_index,
             batch_size=int(size),
@@ -145,5 +149,6 @@ def build_tree(metric, order: np.ndarray, runtime, progress=None, telemetry: boo
             selected=int(selected),
             dominated=bool(selected < size / 2),
             rounds=int(rounds),
+            traversal_thread_ms=(t2 - t_scan) * 1e3 + walks_ms,
         ))
     return finalize(levels, parents, radii, parent_dist, root), tuple(records)
