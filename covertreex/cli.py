@@ -82,11 +82,13 @@ phases (audit plan phases 1-7, DESIGN section 5):
 
 threads (audit phase 7 thread guard):
   By default the bench pins BLAS/OpenMP (threadpoolctl) to one thread and Numba to one
-  thread per core available to the process (--threads N for another Numba count): the
+  thread per core available to the process (--threads N for another count): the
   residual tiles are small GEMMs between Numba loops, where two BLAS threads made builds
-  2-4x slower. It sets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS for the
-  ones you have not set; variables you set are never overridden. --no-thread-guard leaves
-  the libraries at their own defaults.
+  2-4x slower. Blocked walks run N blocks side by side, one per thread, so each core
+  runs its own single-threaded GEMMs. The brute-force reference gets N BLAS threads and
+  cKDTree N workers: every method uses the same cores. The bench sets OMP_NUM_THREADS,
+  OPENBLAS_NUM_THREADS and MKL_NUM_THREADS for the ones you have not set; variables you
+  set are never overridden. --no-thread-guard leaves the libraries at their own defaults.
 
 output:
   --json PATH  one object: preset, metric, n, d, k, queries, phases, build_wall_ms,
@@ -151,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="PATH", help="write every figure to PATH as one JSON object")
     bench.add_argument("--log", metavar="PATH", help="write the per-batch telemetry JSON lines to PATH")
     bench.add_argument("--threads", type=_positive_int, metavar="N",
-                       help="Numba threads under the thread guard (default: the cores available; "
-                            "BLAS stays at 1)")
+                       help="Numba threads and blocked-walk workers under the thread guard "
+                            "(default: the cores available; the tree's BLAS stays at 1, the "
+                            "reference gets N BLAS threads)")
     bench.add_argument("--no-thread-guard", action="store_true",
                        help="do not pin BLAS/OpenMP/Numba threads (library defaults)")
     bench.add_argument("--thresholds", metavar="PATH",

@@ -86,8 +86,9 @@ class Runtime:
                  evaluates its joint frontier as one tile). Residual traversal is chosen by
                  the phases and ignores it.
     query_block: rows per tile in blocked traversals
-    threads:     Numba threads under the thread guard (None: the number of cores); BLAS and
-                 OpenMP get one thread (see covertreex.threads)
+    threads:     Numba threads under the thread guard, and worker threads of blocked walks,
+                 which run that many blocks side by side (None: the number of cores, as
+                 scipy's workers=-1); BLAS and OpenMP get one thread (see covertreex.threads)
     """
 
     metric: str | None = None

@@ -88,3 +88,22 @@ def test_tile_share_compares_thread_time_with_thread_time(backend):
     summary = report.summary()
     assert summary["traversal_thread_ms_sum"] >= summary["whitened_block_ms_sum"]
     assert 0.0 < summary["tile_share_of_traversal"] <= 1.0
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "matern52_per_dimension"])
+def test_gemm_kernel_provider_matches_the_broadcast_tile_within_1e_6(kernel):
+    # Audit phase 2 acceptance: the |a|^2 + |b|^2 - 2ab kernel tile against the (rows x cols x d)
+    # broadcast one, relative 1e-6, including coordinates far from the origin.
+    from covertreex.kernels import RBF, Matern52
+
+    coords = np.random.default_rng(8).standard_normal((700, 4)) * 3.0 + 50.0
+    kern = RBF(1.5, 2.0) if kernel == "rbf" else Matern52([0.5, 1.0, 2.0, 4.0], 1.3)
+    backend = build_residual_backend(coords, kernel=kern, inducing_count=60)
+    gemm = ResidualMetric(backend, Phases.all())
+    broadcast = ResidualMetric(backend, replace(Phases.all(), gemm_kernel_provider=False))
+    rows, cols = np.arange(0, 700, 3), np.arange(700)
+    fast, slow = gemm.kernel_tile(rows, cols), broadcast.kernel_tile(rows, cols)
+    big = slow > 1e-12 * kern.variance  # relative error is defined where the kernel is not ~0
+    assert big.mean() > 0.05
+    np.testing.assert_allclose(fast[big], slow[big], rtol=1e-6, atol=0)
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12 * kern.variance)
