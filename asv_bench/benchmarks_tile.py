@@ -84,6 +84,32 @@ class ResidualTile:
     track_tile_over_gemm.unit = "x GEMM time"
 
 
+class ResidualTileKernel(ResidualTile):
+    """The same 512 x 8192 tile through ``residual_tile_kernel``, the nopython tile that the
+    phase-6 walks run (all phases; columns in chunks through a per-thread workspace).
+
+    track_tile_over_gemm is again tile time / GEMM time; its inverse is the tile's share of
+    GEMM throughput (issue 4 asks for at least 50 %, a ratio of at most 2.0). Commits without
+    ``ResidualMetric.workspace`` skip it.
+    """
+
+    params = [[c.TILE_PRESET], ["all"]]
+
+    def setup(self, preset, phases):
+        super().setup(preset, phases)
+        if not hasattr(self.metric, "workspace"):
+            raise NotImplementedError("this commit has no tile workspace (ResidualMetric.workspace)")
+        self.kernel = type(self.metric).tile_kernel
+        self.workspace = self.metric.workspace(ROWS)
+        self.every = np.zeros((0, 0), dtype=np.bool_)  # empty mask: every pair
+        self.no_telemetry = np.zeros(0)
+        self._tile()
+
+    def _tile(self):
+        return self.kernel(self.metric.data, self.metric.data, self.rows, self.cols, self.every,
+                           self.workspace, self.no_telemetry)
+
+
 class GemmReference:
     """Plain float64 GEMM (512 x m) @ (m x 8192) on random data: the machine's yardstick."""
 

@@ -478,8 +478,10 @@ def library_scenarios(preset="quick", n: int = 8192, rows: int = 512, cols: int 
                     f"{tile_kernel.py_func.__name__} {rows_ids.size}x{cols_ids.size} on {p.name} "
                     "(the nopython tile of the chunk loop)",
                     (f"{tile_kernel.py_func.__module__}.{tile_kernel.py_func.__name__}",),
-                    lambda m=metric, kern=tile_kernel, ws=metric.workspace(rows_ids.size): kern(
-                        m.data, m.data, rows_ids, cols_ids, _ALL_PAIRS, ws, new_counters())))
+                    # A workspace per call: the two-thread probe runs two calls at once.
+                    lambda m=metric, kern=tile_kernel: kern(
+                        m.data, m.data, rows_ids, cols_ids, _ALL_PAIRS, m.workspace(rows_ids.size),
+                        new_counters())))
         if label != "all" or (only is not None and not ({f"build[{label}]", f"knn[{label}]"} & set(only))):
             continue
         runtime = Runtime(metric=p.metric, phases=phases, batch_size=p.batch_size, seed=p.seed,
