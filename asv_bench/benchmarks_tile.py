@@ -102,12 +102,17 @@ class ResidualTileKernel(ResidualTile):
         self.kernel = type(self.metric).tile_kernel
         self.workspace = self.metric.workspace(ROWS)
         self.every = np.zeros((0, 0), dtype=np.bool_)  # empty mask: every pair
+        # +inf pruning thresholds: an exact tile, as with float32 staging off.
+        self.thresholds = (np.full(ROWS, np.inf), np.full(COLS, np.inf))
         self.no_telemetry = np.zeros(0)
-        self._tile()
+        try:
+            self._tile()
+        except TypeError as exc:  # a commit whose tile kernel takes no thresholds
+            raise NotImplementedError(f"tile kernel signature differs: {exc}") from None
 
     def _tile(self):
         return self.kernel(self.metric.data, self.metric.data, self.rows, self.cols, self.every,
-                           self.workspace, self.no_telemetry)
+                           *self.thresholds, self.workspace, self.no_telemetry)
 
 
 class GemmReference:

@@ -31,7 +31,7 @@ def _make_metric(runtime: Runtime, data):
                 f"{type(data).__name__}; build one with "
                 "covertreex.metrics.residual.build_residual_backend(coords)"
             )
-        return ResidualMetric(data, runtime.phases), data.coords
+        return ResidualMetric(data, runtime.phases, runtime.float32_audit), data.coords
     if isinstance(data, ResidualBackend):
         raise TypeError(
             "a euclidean tree is fitted on an (n, d) array, got a ResidualBackend; "

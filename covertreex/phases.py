@@ -29,10 +29,11 @@ class Phases:
                           (off: a broadcast (rows x cols x d) float64 difference tile)
     residual_strategy:    the conflict graph reuses the batch distances of the traversal
                           (off: it recomputes them pair by pair)
-    float32_staging:      NOT IMPLEMENTED YET: accepted and recorded, but tiles stay float64
-                          either way. Planned: float32 GEMM with the rigorous bound
-                          gamma_m |V_i||V_j| / sqrt(p_i p_j) on rho, float64 for the pairs it
-                          leaves open and for low-p rows
+    float32_staging:      rows whose p allows it take V_Q V_T^T from a float32 GEMM in the
+                          nopython tiles (with block_gemm and nopython_chunk_loop); a pair
+                          keeps its float32 distance only where the rigorous error bound
+                          shows the walk would prune it anyway, the rest and every tiny-p row
+                          are float64 (README, "float32 staging"; off: float64 throughout)
     topk_selection:       argpartition plus a small stable sort (off: full sorts)
     nopython_chunk_loop:  the tile loop runs in Numba without Python calls (off: Python
                           calls the kernel provider for every chunk)

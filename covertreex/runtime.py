@@ -26,6 +26,7 @@ _DEFAULTS = {
     "strategy": None,
     "query_block": 256,
     "threads": None,
+    "float32_audit": False,
 }
 # Environment variables read by Runtime (settings) and by the harness (the rest).
 SETTING_ENV = {
@@ -33,6 +34,7 @@ SETTING_ENV = {
     "batch_order": "COVERTREEX_BATCH_ORDER",
     "seed": "COVERTREEX_SEED",
     "threads": "COVERTREEX_THREADS",
+    "float32_audit": "COVERTREEX_FLOAT32_AUDIT",
 }
 PHASE_ENV = {name: f"COVERTREEX_PHASE_{name.upper()}" for name in PHASE_NUMBERS}
 HARNESS_ENV = ("COVERTREEX_ASV_PROFILE",)
@@ -89,6 +91,9 @@ class Runtime:
     threads:     Numba threads under the thread guard, and worker threads of blocked walks,
                  which run that many blocks side by side (None: the number of cores, as
                  scipy's workers=-1); BLAS and OpenMP get one thread (see covertreex.threads)
+    float32_audit: with float32 staging on, recompute in float64 every pair whose float32
+                 value the error bound let the walk prune, and raise ValueError if one was
+                 pruned wrongly (slow; for checking the bound, not for production)
     """
 
     metric: str | None = None
@@ -99,6 +104,7 @@ class Runtime:
     strategy: str | None = None
     query_block: int | None = None
     threads: int | None = None
+    float32_audit: bool | None = None
     _sources: tuple = field(default=(), compare=False, repr=False)
 
     def __post_init__(self):
@@ -114,7 +120,12 @@ class Runtime:
             env_key = SETTING_ENV.get(f.name)
             if env_key and env_key in environ:
                 raw = environ[env_key]
-                value = raw if f.name == "batch_order" else _env_int(env_key, raw)
+                if f.name == "batch_order":
+                    value = raw
+                elif f.name == "float32_audit":
+                    value = parse_bool(raw, env_key)
+                else:
+                    value = _env_int(env_key, raw)
                 sources[f.name] = "environment"
             else:
                 value = _DEFAULTS[f.name]
@@ -156,6 +167,8 @@ class Runtime:
         as_positive_int(self.query_block, "query_block")
         if self.threads is not None:
             as_positive_int(self.threads, "threads")
+        if not isinstance(self.float32_audit, bool):
+            raise TypeError(f"float32_audit must be True or False, got {self.float32_audit!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise TypeError(f"seed must be an integer, got {self.seed!r}")
 

@@ -19,13 +19,15 @@ SCHEMA_VERSION = 2
 # Slots of a counters array. Numba kernels add cycle-counter ticks to the *_TICKS
 # slots; ``settle`` folds them into milliseconds once the kernels are done. WALK_MS sums
 # the wall time of every blocked walk: thread time when blocks run on several workers.
-WB_PAIRS, WB_MS, KP_PAIRS, KP_MS, WB_TICKS, KP_TICKS, WALK_MS = range(7)
-N_COUNTERS = 7
+# F32_DECIDED / F32_REFINED count the pairs float32 staging settled or sent to float64.
+WB_PAIRS, WB_MS, KP_PAIRS, KP_MS, WB_TICKS, KP_TICKS, WALK_MS, F32_DECIDED, F32_REFINED = range(9)
+N_COUNTERS = 9
 
 
 def new_counters() -> np.ndarray:
-    """(7,) float64 accumulators: whitened_block_pairs, whitened_block_ms,
-    kernel_provider_pairs, kernel_provider_ms, two tick slots and the walks' thread time."""
+    """(9,) float64 accumulators: whitened_block_pairs, whitened_block_ms,
+    kernel_provider_pairs, kernel_provider_ms, two tick slots, the walks' thread time and
+    the float32 staging counts."""
     return np.zeros(N_COUNTERS)
 
 
@@ -62,6 +64,9 @@ class BatchRecord:
     # traversal_ms with the blocked walks counted in thread time (summed over workers), the
     # time base of the tile counters; None in records that predate it.
     traversal_thread_ms: float | None = None
+    # Pairs of the walk's tiles that float32 staging settled, and that it sent to float64.
+    float32_decided_pairs: int = 0
+    float32_refined_pairs: int = 0
 
 
 BATCH_FIGURES = (
@@ -97,6 +102,8 @@ class BuildReport:
         trav = float(sum(b.traversal_ms if b.traversal_thread_ms is None else b.traversal_thread_ms
                          for b in self.batches))
         out["traversal_thread_ms_sum"] = trav
+        for name in ("float32_decided_pairs", "float32_refined_pairs"):
+            out[f"{name}_sum"] = int(sum(getattr(b, name) for b in self.batches))
         covered = out["whitened_block_ms_sum"] + out["kernel_provider_ms_sum"]
         out["tile_share_of_traversal"] = covered / trav if trav > 0 else None
         return out

@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 from .build.scan_kernels import claim_bounds, claim_tile
-from .frontier_kernels import expand_frontier
+from .frontier_kernels import expand_frontier, pow2
 from .query.knn_kernels import merge_tile_sorted, offer_tile
 
 SCAN = 0
@@ -40,6 +40,26 @@ def visit_tile(mode, topk, dist, nodes, active, exclude, limit, levels, best, pa
     return hd[:, 0].copy()
 
 
+@njit(cache=True, nogil=True)
+def tile_thresholds(mode, nodes, levels, radii, slack, hd, b):
+    """(row_thr (b,), col_thr (f,)): a pair of the next tile whose distance exceeds
+    row_thr[a] + col_thr[c] can only be pruned by the walk, so float32 staging may keep an
+    approximate value for it. Build scan: no claim (d > 2**level) and no descent
+    (d - radius > 2**(level - 1)) at any row bound. kNN: no heap entry (d > the row's
+    k-th distance) and no descent (d - radius > it). Both carry the walk's slack, and
+    1e-9 for the relative term of ``may_descend``."""
+    f = nodes.shape[0]
+    col_thr = np.empty(f)
+    for c in range(f):
+        g = nodes[c]
+        if mode == SCAN:
+            col_thr[c] = max(pow2(levels[g]), pow2(levels[g] - 1) + radii[g]) + slack + 1e-9
+        else:
+            col_thr[c] = radii[g] + slack + 1e-9
+    row_thr = np.zeros(b) if mode == SCAN else hd[:, 0].copy()
+    return row_thr, col_thr
+
+
 @njit(nogil=True)
 def walk_block_kernel(tile_kernel, qdata, tdata, mode, topk, rows, exclude, limit, root, levels,
                       radii, parent_dist, min_id_below, child_ptr, child_idx, slack, best, parent,
@@ -50,7 +70,8 @@ def walk_block_kernel(tile_kernel, qdata, tdata, mode, topk, rows, exclude, limi
     active = initial_active(mode, root, min_id_below, limit)
     pairs = 0
     while nodes.shape[0] > 0:
-        dist = tile_kernel(qdata, tdata, rows, nodes, active, workspace, counters)
+        row_thr, col_thr = tile_thresholds(mode, nodes, levels, radii, slack, hd, rows.shape[0])
+        dist = tile_kernel(qdata, tdata, rows, nodes, active, row_thr, col_thr, workspace, counters)
         pairs += dist.size
         bound = visit_tile(mode, topk, dist, nodes, active, exclude, limit, levels, best, parent,
                            pdist, hd, hi)

@@ -19,7 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from covertreex import Phases
-from covertreex.metrics.residual.metric import ResidualMetric
+from covertreex.metrics.residual.metric import ResidualMetric, exact_thresholds
 from covertreex.workloads import load_workload
 
 ROWS, COLS = 512, 8192
@@ -42,9 +42,11 @@ def main() -> None:
     out = np.empty((ROWS, COLS))
     workspace = metric.workspace(ROWS)
     every, no_telemetry = np.zeros((0, 0), dtype=np.bool_), np.zeros(0)
+    thresholds = exact_thresholds(rows, cols)  # an exact tile: float32 staging decides nothing
 
     def tile():
-        metric.tile_kernel(metric.data, metric.data, rows, cols, every, workspace, no_telemetry)
+        metric.tile_kernel(metric.data, metric.data, rows, cols, every, *thresholds, workspace,
+                           no_telemetry)
 
     tile_s, gemm_s = [], []
     with threadpool_limits(limits=1, user_api="blas"):

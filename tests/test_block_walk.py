@@ -8,7 +8,8 @@ import pytest
 
 from covertreex import CoverTree, Phases, Runtime
 from covertreex.metrics.residual import build_residual_backend
-from covertreex.metrics.residual.metric import TILE_CHUNK, ResidualMetric, residual_tile_kernel
+from covertreex.metrics.residual.metric import (TILE_CHUNK, ResidualMetric, exact_thresholds,
+                                                residual_tile_kernel)
 from covertreex.telemetry import KP_PAIRS, WB_PAIRS, new_counters, settle
 
 
@@ -66,7 +67,7 @@ def test_chunked_nopython_tile_equals_the_python_tile(backend, label):
     counters = new_counters()
     every = np.zeros((0, 0), dtype=np.bool_)
     got = residual_tile_kernel(metric.data, metric.data, rows, cols, every,
-                               metric.workspace(rows.size), counters)
+                               *exact_thresholds(rows, cols), metric.workspace(rows.size), counters)
     # GEMMs of other shapes round differently; d = sqrt(1 - |rho|) magnifies that near 0, so
     # compare |rho| (the rounding of k - V.V over sqrt(p_i p_j), DESIGN section 4).
     np.testing.assert_allclose(1 - got**2, 1 - expected**2, rtol=0, atol=1e-9)
@@ -75,7 +76,8 @@ def test_chunked_nopython_tile_equals_the_python_tile(backend, label):
     # With a mask only the flagged pairs are defined; they must still match.
     active = rng.random((rows.size, cols.size)) < 0.3
     masked = residual_tile_kernel(metric.data, metric.data, rows, cols, active,
-                                  metric.workspace(rows.size), new_counters())
+                                  *exact_thresholds(rows, cols), metric.workspace(rows.size),
+                                  new_counters())
     np.testing.assert_allclose(1 - masked[active]**2, 1 - expected[active]**2, rtol=0, atol=1e-9)
 
 

@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from ..telemetry import (KP_MS, KP_PAIRS, WALK_MS, WB_MS, WB_PAIRS, BatchRecord, new_counters,
-                         settle)
+from ..telemetry import (F32_DECIDED, F32_REFINED, KP_MS, KP_PAIRS, WALK_MS, WB_MS, WB_PAIRS,
+                         BatchRecord, new_counters, settle)
 from ..tree import FLOOR_LEVEL, TreeArrays, children_csr, finalize
 from .conflict_kernels import conflict_graph, grow_radii, luby_mis, pairwise_by_pairs, place_round
 from .scan import scan_batch
@@ -150,5 +150,7 @@ def build_tree(metric, order: np.ndarray, runtime, progress=None, telemetry: boo
             dominated=bool(selected < size / 2),
             rounds=int(rounds),
             traversal_thread_ms=(t2 - t_scan) * 1e3 + walks_ms,
+            float32_decided_pairs=int(counters[F32_DECIDED]),
+            float32_refined_pairs=int(counters[F32_REFINED]),
         ))
     return finalize(levels, parents, radii, parent_dist, root), tuple(records)

@@ -16,10 +16,11 @@ def euclidean_pair(qdata, i, tdata, j):
 
 
 @njit(cache=True, nogil=True)
-def euclidean_tile_kernel(qdata, tdata, rows, cols, active, workspace, counters):
+def euclidean_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, workspace, counters):
     """(len(rows), len(cols)) distances in nopython mode for the pairs flagged in ``active``
-    (b, f) (all when empty). Needs no scratch (``workspace`` is unused) and leaves counters
-    untouched (no whitened block or kernel to count)."""
+    (b, f) (all when empty). Always exact (the pruning thresholds row_thr, col_thr are
+    unused), needs no scratch (``workspace`` is unused) and leaves counters untouched (no
+    whitened block or kernel to count)."""
     every = active.shape[0] == 0
     out = np.empty((rows.shape[0], cols.shape[0]))
     for a in range(rows.shape[0]):

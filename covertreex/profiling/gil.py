@@ -440,6 +440,7 @@ def library_scenarios(preset="quick", n: int = 8192, rows: int = 512, cols: int 
     that cannot be built is named in the notes.
     """
     from ..cover_tree import CoverTree
+    from ..metrics.residual.metric import exact_thresholds
     from ..phases import Phases
     from ..runtime import Runtime
     from ..telemetry import new_counters
@@ -480,8 +481,8 @@ def library_scenarios(preset="quick", n: int = 8192, rows: int = 512, cols: int 
                     (f"{tile_kernel.py_func.__module__}.{tile_kernel.py_func.__name__}",),
                     # A workspace per call: the two-thread probe runs two calls at once.
                     lambda m=metric, kern=tile_kernel: kern(
-                        m.data, m.data, rows_ids, cols_ids, _ALL_PAIRS, m.workspace(rows_ids.size),
-                        new_counters())))
+                        m.data, m.data, rows_ids, cols_ids, _ALL_PAIRS, *exact_thresholds(rows_ids,
+                        cols_ids), m.workspace(rows_ids.size), new_counters())))
         if label != "all" or (only is not None and not ({f"build[{label}]", f"knn[{label}]"} & set(only))):
             continue
         runtime = Runtime(metric=p.metric, phases=phases, batch_size=p.batch_size, seed=p.seed,

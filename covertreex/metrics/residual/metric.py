@@ -15,7 +15,8 @@ from numba import njit
 
 from ...kernels import MATERN52_CODE
 from ..._cycles import read_cycles
-from ...telemetry import KP_MS, KP_PAIRS, KP_TICKS, WB_MS, WB_PAIRS, WB_TICKS
+from ...telemetry import (F32_DECIDED, F32_REFINED, KP_MS, KP_PAIRS, KP_TICKS, WB_MS,
+                          WB_PAIRS, WB_TICKS)
 from ..distance_kernels import sq_distance
 from .backend import ResidualBackend
 
@@ -94,30 +95,111 @@ def _kernel_into(xs, sq_norms, s2, code, rows, cols, cross, use_cross, active, c
 
 
 @njit(cache=True, nogil=True)
-def _finish_chunk(p, rows, cols, ktile, gram, active, c0, out):
-    """out[a, c0 + b] <- d(rows[a], cols[b]) from the kernel chunk and gram = V_rows V_cols^T
-    for the flagged pairs (all when ``active`` is empty); out may be gram itself (c0 = 0)."""
+def _finish_chunk(p, rows, pos, cols, ktile, gram, active, c0, out):
+    """out[a, c0 + b] <- d(rows[a], cols[b]) for a = pos[r], from the kernel chunk
+    ktile (len(rows), len(cols)) and gram[r] = V_rows[a] V_cols^T, for the flagged pairs
+    (all when ``active`` is empty); out may be gram itself (pos = all rows, c0 = 0)."""
     every = active.shape[0] == 0
-    for a in range(rows.shape[0]):
+    for r in range(pos.shape[0]):
+        a = pos[r]
         pi = p[rows[a]]
         for b in range(cols.shape[0]):
             if every or active[a, c0 + b]:
-                out[a, c0 + b] = _distance_from_cov(ktile[a, b] - gram[a, b], pi, p[cols[b]])
+                out[a, c0 + b] = _distance_from_cov(ktile[a, b] - gram[r, b], pi, p[cols[b]])
+
+
+@njit(cache=True, nogil=True)
+def _finish_chunk_f32(v, p, scale, coef, audit, rows, e_pos, cols, ktile, gram32, active, c0,
+                      row_thr, col_thr, out):
+    """Distances of the float32-staged rows rows[e_pos] against cols (tile columns c0, ...)
+    from gram32 = V32_rows V32_cols^T (len(e_pos), len(cols)); returns (decided, refined).
+
+    |c32 - c64| <= coef |V_i||V_j| (coef = 1.01 (m + 2)(u32 + 2 u64): rounding V to float32,
+    an m-term float32 dot product in any summation order, and the float64 one it stands in
+    for), so |rho32 - rho64| <= delta = coef scale_i scale_j + 1e-12 with
+    scale = |V| / sqrt(p), and |d32 - d64| = |d32^2 - d64^2| / (d32 + d64) <= delta / d32.
+    A pair whose float32 distance minus that bound exceeds row_thr[a] + col_thr[c] is
+    decided: the walk can only prune it, so d32 stands in. Every other pair is recomputed in float64. With
+    ``audit`` the decided pairs are recomputed too, and a wrong decision raises.
+    """
+    every = active.shape[0] == 0
+    decided = 0
+    refined = 0
+    for e in range(e_pos.shape[0]):
+        a = e_pos[e]
+        i = rows[a]
+        pi = p[i]
+        row_delta = coef * scale[i]
+        for b in range(cols.shape[0]):
+            if not (every or active[a, c0 + b]):
+                continue
+            j = cols[b]
+            d32 = _distance_from_cov(ktile[a, b] - np.float64(gram32[e, b]), pi, p[j])
+            limit = row_thr[a] + col_thr[c0 + b]
+            # d32 - delta / d32 - 1e-12 > limit, without a division.
+            sure = d32 * (d32 - limit - 1e-12) > row_delta * scale[j] + 1e-12
+            if sure:
+                out[a, c0 + b] = d32
+                decided += 1
+                if not audit:
+                    continue
+            dot = 0.0
+            for t in range(v.shape[1]):
+                dot += v[i, t] * v[j, t]
+            d64 = _distance_from_cov(ktile[a, b] - dot, pi, p[j])
+            if sure:
+                if not d64 > limit:
+                    raise ValueError("float32 audit: a pair the float32 bound decided has a "
+                                     "float64 distance at or below its pruning threshold")
+            else:
+                out[a, c0 + b] = d64
+                refined += 1
+    return decided, refined
+
+
+def exact_thresholds(rows, cols):
+    """Pruning thresholds (row_thr, col_thr) of +inf: a tile computed with them is exact
+    float64 everywhere (float32 staging decides nothing)."""
+    return np.full(rows.shape[0], np.inf), np.full(cols.shape[0], np.inf)
 
 
 def tile_workspace(metric_data, block: int, chunk: int = TILE_CHUNK):
     """Scratch arrays for ``residual_tile_kernel`` on up to ``block`` rows, reused by every
     tile one traversal thread computes: gathered V and coordinates of the rows (block, m),
-    (block, d) and of one column chunk (chunk, m), (chunk, d), and three (block * chunk,)
-    buffers for the V Gram block, the coordinate cross term and the kernel values."""
-    xs, v = metric_data[0], metric_data[1]
+    (block, d) and of one column chunk (chunk, m), (chunk, d); three (block * chunk,)
+    buffers for the V Gram block, the coordinate cross term and the kernel values; and,
+    when float32 staging is on, float32 copies of the V buffers and of the Gram block
+    (empty otherwise)."""
+    xs, v, f32_on = metric_data[0], metric_data[1], metric_data[9]
     m, d = v.shape[1], xs.shape[1]
+    b32, c32 = (block, chunk) if f32_on else (0, 0)
     return (np.empty((block, m)), np.empty((block, d)), np.empty((chunk, m)), np.empty((chunk, d)),
-            np.empty(block * chunk), np.empty(block * chunk), np.empty(block * chunk))
+            np.empty(block * chunk), np.empty(block * chunk), np.empty(block * chunk),
+            np.empty((b32, m), dtype=np.float32), np.empty((c32, m), dtype=np.float32),
+            np.empty(b32 * c32, dtype=np.float32))
 
 
 @njit(cache=True, nogil=True)
-def residual_tile_kernel(qdata, tdata, rows, cols, active, workspace, counters):
+def _split_rows(f32_ok, rows, row_thr, col_thr_min, use_f32):
+    """Positions in rows of the float32-staged rows and of the float64 ones. Distances are
+    at most 1, so a row whose smallest threshold row_thr[a] + min(col_thr) is 1 or more
+    (a kNN row with a wide or unfilled heap) can decide nothing: it runs in float64."""
+    e_pos = np.empty(rows.shape[0], dtype=np.int64)
+    i_pos = np.empty(rows.shape[0], dtype=np.int64)
+    ne = 0
+    ni = 0
+    for a in range(rows.shape[0]):
+        if use_f32 and f32_ok[rows[a]] and row_thr[a] + col_thr_min < 1.0:
+            e_pos[ne] = a
+            ne += 1
+        else:
+            i_pos[ni] = a
+            ni += 1
+    return e_pos[:ne], i_pos[:ni]
+
+
+@njit(cache=True, nogil=True)
+def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, workspace, counters):
     """Residual distance tile (len(rows), len(cols)) without leaving nopython mode.
 
     The nogil twin of ``ResidualMetric.tile`` for the phase-6 loop, following the same
@@ -125,28 +207,44 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, workspace, counters):
     ``tile_workspace`` buffers, so a tile allocates only its output and each chunk's Gram
     block is still in cache when the distance pass reads it. Only pairs flagged in
     ``active`` (b, f) get a kernel value and a distance (the rest are never read; scalar
-    exp is the dearest part here). Time goes to the tick slots of counters.
+    exp is the dearest part here). With float32 staging (phase 4, with phase 1), rows whose
+    p allows it take V_Q V_T^T from a float32 GEMM, and a pair's float32 distance is kept
+    only where its error bound shows it above row_thr[a] + col_thr[c], the threshold under
+    which the walk could use it (see ``_finish_chunk_f32``). Time goes to the tick slots of
+    counters, float32 decisions to its F32 slots.
     """
     xs, v, p, s2, code = tdata[0], tdata[1], tdata[2], tdata[3], tdata[4]
     centred, sq_norms, gemm_v, gemm_k = tdata[5], tdata[6], tdata[7], tdata[8]
-    v_rows, c_rows, v_cols, c_cols, gram_buf, cross_buf, kern_buf = workspace
+    f32_on, v32, scale, f32_ok, coef, audit = (tdata[9], tdata[10], tdata[11], tdata[12],
+                                               tdata[13], tdata[14])
+    (v_rows, c_rows, v_cols, c_cols, gram_buf, cross_buf, kern_buf,
+     v32_rows, v32_cols, gram32_buf) = workspace
     timed = counters.shape[0] > 0  # an empty array switches telemetry off
     b, f = rows.shape[0], cols.shape[0]
     chunk = v_cols.shape[0]
     out = np.empty((b, f))
-    vq = _gather_into(v, rows, v_rows) if gemm_v else v_rows
+    col_thr_min = col_thr.min() if f > 0 else np.inf
+    e_pos, i_pos = _split_rows(f32_ok, rows, row_thr, col_thr_min, f32_on and gemm_v)
+    ne, ni = e_pos.shape[0], i_pos.shape[0]
+    vq = _gather_into(v, rows[i_pos], v_rows) if gemm_v else v_rows
+    vq32 = _gather_into(v32, rows[e_pos], v32_rows)
     cq = _gather_into(centred, rows, c_rows) if gemm_k else c_rows
     wb_ticks = 0
     kp_ticks = 0
+    decided = 0
+    refined = 0
     for c0 in range(0, f, chunk):
         part = cols[c0:min(f, c0 + chunk)]
         w = part.shape[0]
         t0 = read_cycles() if timed else 0
-        gram = gram_buf[:b * w].reshape(b, w)
-        if gemm_v:
-            np.dot(vq, _gather_into(v, part, v_cols).T, gram)
-        else:
+        gram = gram_buf[:ni * w].reshape(ni, w)
+        if not gemm_v:
             gram_by_pairs(v, rows, part, gram)
+        elif ni > 0:
+            np.dot(vq, _gather_into(v, part, v_cols).T, gram)
+        gram32 = gram32_buf[:ne * w].reshape(ne, w)
+        if ne > 0:
+            np.dot(vq32, _gather_into(v32, part, v32_cols).T, gram32)
         t1 = read_cycles() if timed else 0
         cross = cross_buf[:b * w].reshape(b, w)
         if gemm_k:
@@ -154,7 +252,12 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, workspace, counters):
         ktile = kern_buf[:b * w].reshape(b, w)
         _kernel_into(xs, sq_norms, s2, code, rows, part, cross, gemm_k, active, c0, ktile)
         t2 = read_cycles() if timed else 0
-        _finish_chunk(p, rows, part, ktile, gram, active, c0, out)
+        _finish_chunk(p, rows, i_pos, part, ktile, gram, active, c0, out)
+        if ne > 0:
+            dd, rr = _finish_chunk_f32(v, p, scale, coef, audit, rows, e_pos, part, ktile, gram32,
+                                       active, c0, row_thr, col_thr, out)
+            decided += dd
+            refined += rr
         if timed:
             t3 = read_cycles()
             wb_ticks += (t1 - t0) + (t3 - t2)
@@ -165,10 +268,31 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, workspace, counters):
         counters[KP_PAIRS] += pairs
         counters[WB_TICKS] += wb_ticks
         counters[KP_TICKS] += kp_ticks
+        counters[F32_DECIDED] += decided
+        counters[F32_REFINED] += refined
     return out
 
 
 _ALL_PAIRS = np.zeros((0, 0), dtype=np.bool_)
+
+# A row is float32-staged when its worst-case rho error against a median point,
+# coef |V_i|/sqrt(p_i) median(|V_j|/sqrt(p_j)), is at most this: then most of its pairs
+# are decided in float32. Rows with tiny p (d = 3 with many inducing points, p ~ 2e-6)
+# fail it by orders of magnitude and run in float64 from the start.
+F32_ROW_RHO_ERROR = 1e-3
+
+
+def _float32_staging(v, p, enabled: bool):
+    """(V in float32 (n, m) or (0, m), scale |V_i| / sqrt(p_i) (n,), staged rows (n,) bool,
+    coef): the data of the float32 path (see ``_finish_chunk_f32``)."""
+    n, m = v.shape
+    coef = 1.01 * (m + 2) * (2.0 ** -24 + 2.0 * 2.0 ** -53)
+    scale = np.sqrt(np.einsum("ij,ij->i", v, v) / p)
+    ok = np.zeros(n, dtype=np.bool_)
+    if enabled:
+        ok = coef * scale * float(np.median(scale)) <= F32_ROW_RHO_ERROR
+    v32 = v.astype(np.float32) if ok.any() else np.empty((0, m), dtype=np.float32)
+    return v32, scale, ok, float(coef)
 
 
 class ResidualMetric:
@@ -177,14 +301,16 @@ class ResidualMetric:
     Tiles follow the audit phases: ``block_gemm`` takes V_Q V_T^T from one GEMM (else a
     dot product per pair); ``gemm_kernel_provider`` forms the kernel tile from
     |a|^2 + |b|^2 - 2ab on cached centred coordinates and norms (else a broadcast
-    (rows x cols x d) difference tensor).
+    (rows x cols x d) difference tensor); ``float32_staging`` (with ``block_gemm``) keeps a
+    float32 copy of V for the rows ``f32_ok`` marks, used by the nopython tiles only.
+    float32_audit: recompute every pair float32 decided, raising on a wrong decision.
     """
 
     name = "residual_correlation"
     pair = staticmethod(residual_pair)
     tile_kernel = staticmethod(residual_tile_kernel)
 
-    def __init__(self, backend: ResidualBackend, phases):
+    def __init__(self, backend: ResidualBackend, phases, float32_audit: bool = False):
         self.backend = backend
         self.phases = phases
         self.n = backend.n
@@ -195,9 +321,12 @@ class ResidualMetric:
         # Centring shrinks |a|^2 + |b|^2, the scale of the GEMM form's cancellation error.
         self.centred = np.ascontiguousarray(xs - xs.mean(axis=0))
         self.sq_norms = np.einsum("ij,ij->i", self.centred, self.centred)
+        f32 = _float32_staging(self.v, self.p, bool(phases.float32_staging and phases.block_gemm))
+        self.v32, self.f32_scale, self.f32_ok, self.f32_coef = f32
         self.data = (xs, self.v, self.p, float(backend.kernel.variance), int(backend.kernel.code),
                      self.centred, self.sq_norms, bool(phases.block_gemm),
-                     bool(phases.gemm_kernel_provider))
+                     bool(phases.gemm_kernel_provider), bool(self.f32_ok.any()), self.v32,
+                     self.f32_scale, self.f32_ok, self.f32_coef, bool(float32_audit))
         # Absolute slack on pruning bounds. float64 evaluates |rho| to within
         # delta = eps [(m + 1) |V_i||V_j| + s2 (8 + 2 (d + 2)(|a_i|^2 + |a_j|^2))] / sqrt(p_i p_j)
         # (dot product over m terms, the GEMM-form kernel tile on centred coordinates a,
@@ -211,7 +340,7 @@ class ResidualMetric:
         s2 = float(backend.kernel.variance)
         delta = eps * ((m + 1) * vmax + s2 * (8 + 4 * (d + 2) * amax)) / float(self.p.min())
         self.prune_slack = float(min(1.0, 2.0 * math.sqrt(delta)))
-        for arr in (xs, self.centred, self.sq_norms):
+        for arr in (xs, self.centred, self.sq_norms, self.v32, self.f32_scale, self.f32_ok):
             arr.setflags(write=False)
 
     def workspace(self, block: int):
@@ -249,7 +378,8 @@ class ResidualMetric:
         t1 = time.perf_counter()
         ktile = self.kernel_tile(rows, cols)
         t2 = time.perf_counter()
-        _finish_chunk(self.p, rows, cols, ktile, gram, _ALL_PAIRS, 0, gram)
+        _finish_chunk(self.p, rows, np.arange(rows.shape[0]), cols, ktile, gram, _ALL_PAIRS, 0,
+                      gram)
         if counters is not None and counters.size:
             pairs = rows.shape[0] * cols.shape[0]
             counters[WB_PAIRS] += pairs
