@@ -44,12 +44,18 @@ def _distance_from_cov(cov, pi, pj):
 
 
 @njit(nogil=True, inline="always")
-def residual_pair(qdata, i, tdata, j):
-    xs, v, p, s2, code = tdata[0], tdata[1], tdata[2], tdata[3], tdata[4]
+def _row_dot(v, i, j):
     dot = 0.0
     for t in range(v.shape[1]):
         dot += v[i, t] * v[j, t]
-    return _distance_from_cov(_profile(sq_distance(xs, i, xs, j), s2, code) - dot, p[i], p[j])
+    return dot
+
+
+@njit(nogil=True, inline="always")
+def residual_pair(qdata, i, tdata, j):
+    xs, v, p, s2, code = tdata[0], tdata[1], tdata[2], tdata[3], tdata[4]
+    return _distance_from_cov(_profile(sq_distance(xs, i, xs, j), s2, code) - _row_dot(v, i, j),
+                              p[i], p[j])
 
 
 @njit(cache=True, nogil=True)
@@ -58,13 +64,8 @@ def gram_by_pairs(v, rows, cols, out):
     path that phase 1 (block_gemm) replaces with a GEMM. Serial: walks already run one
     block per core (covertreex.walk.walk_blocks)."""
     for a in range(rows.shape[0]):
-        i = rows[a]
         for b in range(cols.shape[0]):
-            j = cols[b]
-            acc = 0.0
-            for t in range(v.shape[1]):
-                acc += v[i, t] * v[j, t]
-            out[a, b] = acc
+            out[a, b] = _row_dot(v, rows[a], cols[b])
 
 
 @njit(cache=True, nogil=True)
@@ -119,8 +120,9 @@ def _finish_chunk_f32(v, p, scale, coef, audit, rows, e_pos, cols, ktile, gram32
     for), so |rho32 - rho64| <= delta = coef scale_i scale_j + 1e-12 with
     scale = |V| / sqrt(p), and |d32 - d64| = |d32^2 - d64^2| / (d32 + d64) <= delta / d32.
     A pair whose float32 distance minus that bound exceeds row_thr[a] + col_thr[c] is
-    decided: the walk can only prune it, so d32 stands in. Every other pair is recomputed in float64. With
-    ``audit`` the decided pairs are recomputed too, and a wrong decision raises.
+    decided: the walk can only prune it, so d32 stands in. Every other pair is recomputed
+    in float64. With ``audit`` the decided pairs are recomputed too, and a wrong decision
+    raises.
     """
     every = active.shape[0] == 0
     decided = 0
@@ -143,10 +145,7 @@ def _finish_chunk_f32(v, p, scale, coef, audit, rows, e_pos, cols, ktile, gram32
                 decided += 1
                 if not audit:
                     continue
-            dot = 0.0
-            for t in range(v.shape[1]):
-                dot += v[i, t] * v[j, t]
-            d64 = _distance_from_cov(ktile[a, b] - dot, pi, p[j])
+            d64 = _distance_from_cov(ktile[a, b] - _row_dot(v, i, j), pi, p[j])
             if sure:
                 if not d64 > limit:
                     raise ValueError("float32 audit: a pair the float32 bound decided has a "
