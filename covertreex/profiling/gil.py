@@ -34,7 +34,6 @@ through (b) and (c) so that the report shows the probes tell the two apart.
 from __future__ import annotations
 
 import importlib
-import inspect
 import math
 import os
 import pkgutil
@@ -432,7 +431,7 @@ def _residual_metric(workload, phases):
         return CoverTree(runtime).fit(workload.fit_input).metric
 
 
-def library_scenarios(preset="quick", n: int = 8192, rows: int = 512, cols: int = 4096,
+def library_scenarios(preset="quick", n: int = 8192, rows: int = 512, cols: int = 8192,
                       phases_list=("all", "baseline"), only=None) -> tuple[list[Scenario], list[str]]:
     """Scenarios over covertreex's hot kernels on a mid-size copy of ``preset``.
 
@@ -471,8 +470,9 @@ def library_scenarios(preset="quick", n: int = 8192, rows: int = 512, cols: int 
                 f"ResidualMetric.tile {rows_ids.size}x{cols_ids.size} on {p.name} (phases {label})",
                 ("covertreex.metrics.residual.metric",),
                 lambda m=metric: m.tile(m.data, rows_ids, cols_ids, new_counters())))
-            # A Dispatcher is a descriptor: read the class attribute, not a bound method.
-            tile_kernel = inspect.getattr_static(metric, "tile_kernel", None)
+            # Metrics hold their kernels as staticmethods: reading the attribute through the
+            # class unwraps it to the Dispatcher (getattr_static would return the wrapper).
+            tile_kernel = getattr(type(metric), "tile_kernel", None)
             if label == "all" and _is_dispatcher(tile_kernel):
                 out.append(Scenario(
                     "residual_tile_kernel",
