@@ -131,6 +131,15 @@ def test_heartbeat_tells_gil_from_nogil(profile_run):
     assert free["max_gap_ms"] < held["max_gap_ms"], (free, held)
 
 
+def test_gil_probes_cover_the_nopython_tile_kernel(profile_run):
+    """The phase-6 tile must be probed itself, not only the Python tile around it."""
+    _, _, summary = profile_run
+    probed = {h["scenario"] for h in summary["gil"]["heartbeat"]}
+    assert "residual_tile_kernel" in probed
+    beat = next(h for h in summary["gil"]["heartbeat"] if h["scenario"] == "residual_tile_kernel")
+    assert beat["released"] is True, beat
+
+
 def test_classifier_puts_detached_kernel_records_in_their_region():
     """A compiled-kernel record (thread root, then the kernel frame) belongs to the region of
     the record before it."""
