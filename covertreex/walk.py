@@ -12,7 +12,7 @@ import numpy as np
 from .frontier_kernels import expand_frontier
 from .telemetry import WALK_MS
 from .threads import default_threads
-from .walk_kernels import KNN, SCAN, initial_active, visit_tile, walk_block_kernel
+from .walk_kernels import KNN, SCAN, initial_active, visit_tile
 
 __all__ = ["KNN", "SCAN", "walk_block", "walk_blocks"]
 
@@ -28,10 +28,10 @@ def walk_block(metric, qdata, mode, rows, exclude, limit, root, levels, radii, p
     """
     topk = bool(metric.phases.topk_selection)
     if metric.phases.nopython_chunk_loop:
-        return walk_block_kernel(metric.tile_kernel, qdata, metric.data, mode, topk, rows, exclude,
-                                 limit, root, levels, radii, parent_dist, min_id_below, child_ptr,
-                                 child_idx, metric.prune_slack, best, parent, pdist, hd, hi,
-                                 workspace, counters)
+        return metric.kernels.walk_block(qdata, metric.data, mode, topk, rows, exclude, limit,
+                                         root, levels, radii, parent_dist, min_id_below,
+                                         child_ptr, child_idx, metric.prune_slack, best, parent,
+                                         pdist, hd, hi, workspace, counters)
     # Pre-audit shape: Python drives the loop and calls the tile provider per chunk.
     nodes = np.full(1, root, dtype=np.int64)
     active = initial_active(mode, root, min_id_below, limit)

@@ -16,6 +16,10 @@ from .query.knn_kernels import merge_tile_sorted, offer_tile
 SCAN = 0
 KNN = 1
 
+# walk_block_kernel is a template calling ``tile_kernel``, a metric's tile kernel, bound per
+# metric when covertreex.metric_kernels compiles it; this module-level name is never called.
+tile_kernel = None
+
 
 @njit(cache=True, nogil=True)
 def initial_active(mode, root, min_id_below, limit):
@@ -60,10 +64,9 @@ def tile_thresholds(mode, nodes, levels, radii, slack, hd, b):
     return row_thr, col_thr
 
 
-@njit(nogil=True)
-def walk_block_kernel(tile_kernel, qdata, tdata, mode, topk, rows, exclude, limit, root, levels,
-                      radii, parent_dist, min_id_below, child_ptr, child_idx, slack, best, parent,
-                      pdist, hd, hi, workspace, counters):
+def walk_block_kernel(qdata, tdata, mode, topk, rows, exclude, limit, root, levels, radii,
+                      parent_dist, min_id_below, child_ptr, child_idx, slack, best, parent, pdist,
+                      hd, hi, workspace, counters):
     """Walk one block of rows (b,) to the end; returns the pairs evaluated. ``workspace``
     is the metric's scratch for ``tile_kernel``, owned by the calling thread."""
     nodes = np.full(1, root, dtype=np.int64)

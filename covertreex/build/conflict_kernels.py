@@ -12,6 +12,10 @@ from numba import njit, prange
 
 from ..frontier_kernels import level_of_distance
 
+# Templates below call ``pair(qdata, i, tdata, j)``, a metric's pair kernel, bound per metric
+# when covertreex.metric_kernels compiles them; this module-level name is never called.
+pair = None
+
 
 @njit(cache=True, nogil=True)
 def luby_mis(adj_ptr, adj_idx, key):
@@ -102,8 +106,7 @@ def place_round(batch, chosen, level, pairwise, placed, best, parent, pdist,
     return n_placed
 
 
-@njit(nogil=True, parallel=True)
-def pairwise_by_pairs(pair, data, batch, out):
+def pairwise_by_pairs(data, batch, out):
     """out (b, b) = d(batch[x], batch[y]) one pair at a time (no tile reuse)."""
     b = batch.shape[0]
     for x in prange(b):
@@ -111,8 +114,7 @@ def pairwise_by_pairs(pair, data, batch, out):
             out[x, y] = pair(data, batch[x], data, batch[y])
 
 
-@njit(nogil=True, parallel=True)
-def grow_radii(pair, data, inserted, parents, radii):
+def grow_radii(data, inserted, parents, radii):
     """Raise the radius of every ancestor of each inserted id to cover it."""
     m = inserted.shape[0]
     start = np.zeros(m + 1, dtype=np.int64)

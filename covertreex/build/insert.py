@@ -19,7 +19,7 @@ import numpy as np
 from ..telemetry import (F32_DECIDED, F32_REFINED, KP_MS, KP_PAIRS, WALK_MS, WB_MS, WB_PAIRS,
                          BatchRecord, new_counters, settle)
 from ..tree import FLOOR_LEVEL, TreeArrays, children_csr, finalize
-from .conflict_kernels import conflict_graph, grow_radii, luby_mis, pairwise_by_pairs, place_round
+from .conflict_kernels import conflict_graph, luby_mis, place_round
 from .scan import scan_batch
 
 # The root belongs to every level: a level no distance can reach.
@@ -52,7 +52,7 @@ def conflict_pairwise(metric, batch, cached, reuse: bool) -> np.ndarray:
             )
         return cached
     out = np.empty((batch.shape[0], batch.shape[0]))
-    pairwise_by_pairs(metric.pair, metric.data, batch, out)
+    metric.kernels.pairwise_by_pairs(metric.data, batch, out)
     return out
 
 
@@ -125,7 +125,7 @@ def build_tree(metric, order: np.ndarray, runtime, progress=None, telemetry: boo
         t3 = clock()
         inserted, selected, rounds, graph_ms, mis_ms = _place(
             batch, pairwise, best, parent, pdist, rng.random(size), levels, parents, parent_dist)
-        grow_radii(metric.pair, metric.data, inserted, parents, radii)
+        metric.kernels.grow_radii(metric.data, inserted, parents, radii)
         pos += size
         if progress is not None:
             progress(pos, n)

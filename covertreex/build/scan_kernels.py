@@ -12,6 +12,10 @@ from numba import njit, prange
 
 from ..frontier_kernels import child_needed, level_of_distance, may_descend, pow2
 
+# Templates below call ``pair(qdata, i, tdata, j)``, a metric's pair kernel, bound per metric
+# when covertreex.metric_kernels compiles them; this module-level name is never called.
+pair = None
+
 
 @njit(nogil=True, inline="always")
 def _claim(dg, g, lg, best, parent, pdist, a):
@@ -22,8 +26,7 @@ def _claim(dg, g, lg, best, parent, pdist, a):
         pdist[a] = dg
 
 
-@njit(nogil=True, parallel=True)
-def scan_pointwise(pair, qdata, ldata, batch, order, child_start, child_count, levels, radii,
+def scan_pointwise(qdata, ldata, batch, order, child_start, child_count, levels, radii,
                    parent_dist, slack, n_chunks, best, parent, pdist):
     """Depth-first scan per batch point over a breadth-first layout (arrays by position,
     position 0 the root); fills best, parent (dataset ids) and pdist (b,)."""

@@ -7,6 +7,7 @@ import math
 import numpy as np
 from numba import njit
 
+from ..metric_kernels import specialise
 from .distance_kernels import sq_distance, sq_distance_tile
 
 
@@ -30,12 +31,16 @@ def euclidean_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wo
     return out
 
 
+EUCLIDEAN_KERNELS = specialise("euclidean", euclidean_pair, euclidean_tile_kernel)
+
+
 class EuclideanMetric:
     """Distances between rows of a query array and rows of the tree's (n, d) points."""
 
     name = "euclidean"
     pair = staticmethod(euclidean_pair)
     tile_kernel = staticmethod(euclidean_tile_kernel)
+    kernels = EUCLIDEAN_KERNELS
     # Pair distances are exact to a few ulps; the relative term of may_descend covers them.
     prune_slack = 0.0
 

@@ -52,8 +52,10 @@ import numpy as np
 
 _ALL_PAIRS = np.zeros((0, 0), dtype=np.bool_)  # tile every pair
 
-# Modules whose dispatchers are "hot kernels", besides every module named *_kernels.
-EXTRA_KERNEL_MODULES = ("covertreex.metrics.residual.metric", "covertreex.metrics.distance_kernels")
+# Modules whose dispatchers are "hot kernels", besides every module named *_kernels. The
+# metric modules also hold each metric's specialised walks (a MetricKernels).
+EXTRA_KERNEL_MODULES = ("covertreex.metrics.residual.metric", "covertreex.metrics.distance_kernels",
+                        "covertreex.metrics.euclidean")
 # Symbols whose calls mean "takes the GIL" or "calls the interpreter".
 GIL_SYMBOLS = ("numba_gil_ensure", "PyGILState_Ensure", "PyObject_Call", "numba_unpickle")
 SITE_KINDS = ("wrapper", "parfor_launch", "error_path", "hot")
@@ -105,7 +107,18 @@ def hot_kernels(module_names=None) -> tuple[list[Kernel], dict[str, str]]:
         for name, obj in sorted(vars(module).items()):
             if _is_dispatcher(obj) and getattr(obj.py_func, "__module__", None) == modname:
                 kernels.append(Kernel(modname, name, obj))
+            for field, disp in _specialised(obj):
+                kernels.append(Kernel(modname, f"{name}.{field}", disp))
     return kernels, errors
+
+
+def _specialised(obj):
+    """(field, dispatcher) pairs of a MetricKernels (a metric's specialised walks)."""
+    from ..metric_kernels import MetricKernels
+
+    if not isinstance(obj, MetricKernels):
+        return []
+    return [(f, getattr(obj, f)) for f in obj.__dataclass_fields__ if _is_dispatcher(getattr(obj, f))]
 
 
 def dispatcher_index() -> dict[tuple[str, str], str]:
@@ -116,16 +129,18 @@ def dispatcher_index() -> dict[tuple[str, str], str]:
         if module is None or not (modname == "covertreex" or modname.startswith("covertreex.")):
             continue
         for name, obj in list(vars(module).items()):
-            if not _is_dispatcher(obj):
-                continue
-            func = obj.py_func
-            if getattr(func, "__module__", None) != modname:
-                continue
-            try:
-                path = os.path.realpath(func.__code__.co_filename)
-            except AttributeError:
-                continue
-            out[(path, func.__name__)] = f"{modname}.{name}"
+            found = [(name, obj)] if _is_dispatcher(obj) else []
+            # A metric's specialised walks are defined in the kernel modules, held here.
+            found += [(f"{name}.{field}", d) for field, d in _specialised(obj)]
+            for label, disp in found:
+                func = disp.py_func
+                if label == name and getattr(func, "__module__", None) != modname:
+                    continue
+                try:
+                    path = os.path.realpath(func.__code__.co_filename)
+                except AttributeError:
+                    continue
+                out.setdefault((path, func.__name__), f"{modname}.{label}")
     return out
 
 

@@ -7,7 +7,6 @@ import numba
 
 from ..tree import TreeArrays
 from ..walk import KNN, walk_blocks
-from .knn_kernels import knn_pointwise
 
 
 def sorted_results(hd: np.ndarray, hi: np.ndarray):
@@ -37,9 +36,10 @@ def knn_search(strategy, tree: TreeArrays, layout, metric, qdata, rows, exclude,
     pairs = np.zeros(q, dtype=np.int64)
     if strategy == "pointwise":
         chunks = min(q, 8 * numba.get_num_threads())
-        knn_pointwise(metric.pair, qdata, layout.data, rows, exclude, limit, layout.order,
-                      layout.child_start, layout.child_count, layout.radii, layout.parent_dist,
-                      layout.min_id_below, metric.prune_slack, chunks, hd, hi, pairs)
+        metric.kernels.knn_pointwise(qdata, layout.data, rows, exclude, limit, layout.order,
+                                     layout.child_start, layout.child_count, layout.radii,
+                                     layout.parent_dist, layout.min_id_below, metric.prune_slack,
+                                     chunks, hd, hi, pairs)
         return sorted_results(hd, hi), pairs
     none = np.empty(0, dtype=np.int64)
     arrays = (tree.root, tree.levels, tree.radii, tree.parent_dist, tree.min_id_below,

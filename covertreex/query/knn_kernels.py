@@ -11,6 +11,10 @@ from numba import njit, prange
 
 from ..frontier_kernels import may_descend
 
+# Templates below call ``pair(qdata, i, tdata, j)``, a metric's pair kernel, bound per metric
+# when covertreex.metric_kernels compiles them; this module-level name is never called.
+pair = None
+
 
 @njit(nogil=True, inline="always")
 def _worse(d1, i1, d2, i2):
@@ -99,8 +103,7 @@ def _sort_segment(stack, stack_d, lo, hi, radii):
         stack_d[u + 1] = dg
 
 
-@njit(nogil=True, parallel=True)
-def knn_pointwise(pair, qdata, ldata, rows, exclude, limit, order, child_start, child_count,
+def knn_pointwise(qdata, ldata, rows, exclude, limit, order, child_start, child_count,
                   radii, parent_dist, min_id_below, slack, n_chunks, hd, hi, pairs):
     """Depth-first, nearest-subtree-first kNN per row over a breadth-first layout
     (covertreex.layout: position 0 is the root, arrays indexed by position, ldata the

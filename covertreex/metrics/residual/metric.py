@@ -15,6 +15,7 @@ from numba import njit
 
 from ...kernels import MATERN52_CODE
 from ..._cycles import read_cycles
+from ...metric_kernels import specialise
 from ...telemetry import (F32_DECIDED, F32_REFINED, KP_MS, KP_PAIRS, KP_TICKS, WB_MS,
                           WB_PAIRS, WB_TICKS)
 from ..distance_kernels import sq_distance
@@ -294,6 +295,9 @@ def _float32_staging(v, p, enabled: bool):
     return v32, scale, ok, float(coef)
 
 
+RESIDUAL_KERNELS = specialise("residual_correlation", residual_pair, residual_tile_kernel)
+
+
 class ResidualMetric:
     """Residual-correlation distances between dataset ids of one backend.
 
@@ -308,6 +312,7 @@ class ResidualMetric:
     name = "residual_correlation"
     pair = staticmethod(residual_pair)
     tile_kernel = staticmethod(residual_tile_kernel)
+    kernels = RESIDUAL_KERNELS
 
     def __init__(self, backend: ResidualBackend, phases, float32_audit: bool = False):
         self.backend = backend
