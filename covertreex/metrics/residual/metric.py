@@ -1,6 +1,6 @@
 """Residual-correlation distance d = sqrt(1 - |rho|) as Numba pair and tile kernels.
 
-The data tuple is (scaled coords (n, d), V (n, m), p (n,), s2, kernel code); see
+The data tuple starts (scaled coords (n, d), V (n, m), 1/sqrt(p) (n,), s2, kernel code); see
 DESIGN section 3. Tiles take ``V_Q V_T^T`` from one float64 GEMM and fuse the kernel
 tile, the correlation and the square root in one Numba pass.
 """
@@ -36,8 +36,9 @@ def _profile(r2, s2, code):
 
 
 @njit(nogil=True, inline="always")
-def _distance_from_cov(cov, pi, pj):
-    rho = cov / math.sqrt(pi * pj)
+def _distance_from_cov(cov, wi, wj):
+    # w = 1 / sqrt(p), cached per point: two products instead of a square root and a division.
+    rho = cov * wi * wj
     a = abs(rho)
     if a >= 1.0:
         return 0.0
@@ -54,9 +55,9 @@ def _row_dot(v, i, j):
 
 @njit(nogil=True, inline="always")
 def residual_pair(qdata, i, tdata, j):
-    xs, v, p, s2, code = tdata[0], tdata[1], tdata[2], tdata[3], tdata[4]
+    xs, v, w, s2, code = tdata[0], tdata[1], tdata[2], tdata[3], tdata[4]
     return _distance_from_cov(_profile(sq_distance(xs, i, xs, j), s2, code) - _row_dot(v, i, j),
-                              p[i], p[j])
+                              w[i], w[j])
 
 
 @njit(cache=True, nogil=True)
@@ -97,21 +98,21 @@ def _kernel_into(xs, sq_norms, s2, code, rows, cols, cross, use_cross, active, c
 
 
 @njit(cache=True, nogil=True)
-def _finish_chunk(p, rows, pos, cols, ktile, gram, active, c0, out):
+def _finish_chunk(w, rows, pos, cols, ktile, gram, active, c0, out):
     """out[a, c0 + b] <- d(rows[a], cols[b]) for a = pos[r], from the kernel chunk
     ktile (len(rows), len(cols)) and gram[r] = V_rows[a] V_cols^T, for the flagged pairs
     (all when ``active`` is empty); out may be gram itself (pos = all rows, c0 = 0)."""
     every = active.shape[0] == 0
     for r in range(pos.shape[0]):
         a = pos[r]
-        pi = p[rows[a]]
+        wi = w[rows[a]]
         for b in range(cols.shape[0]):
             if every or active[a, c0 + b]:
-                out[a, c0 + b] = _distance_from_cov(ktile[a, b] - gram[r, b], pi, p[cols[b]])
+                out[a, c0 + b] = _distance_from_cov(ktile[a, b] - gram[r, b], wi, w[cols[b]])
 
 
 @njit(cache=True, nogil=True)
-def _finish_chunk_f32(v, p, scale, coef, audit, rows, e_pos, cols, ktile, gram32, active, c0,
+def _finish_chunk_f32(v, w, scale, coef, audit, rows, e_pos, cols, ktile, gram32, active, c0,
                       row_thr, col_thr, out):
     """Distances of the float32-staged rows rows[e_pos] against cols (tile columns c0, ...)
     from gram32 = V32_rows V32_cols^T (len(e_pos), len(cols)); returns (decided, refined).
@@ -131,13 +132,13 @@ def _finish_chunk_f32(v, p, scale, coef, audit, rows, e_pos, cols, ktile, gram32
     for e in range(e_pos.shape[0]):
         a = e_pos[e]
         i = rows[a]
-        pi = p[i]
+        wi = w[i]
         row_delta = coef * scale[i]
         for b in range(cols.shape[0]):
             if not (every or active[a, c0 + b]):
                 continue
             j = cols[b]
-            d32 = _distance_from_cov(ktile[a, b] - np.float64(gram32[e, b]), pi, p[j])
+            d32 = _distance_from_cov(ktile[a, b] - np.float64(gram32[e, b]), wi, w[j])
             limit = row_thr[a] + col_thr[c0 + b]
             # d32 - delta / d32 - 1e-12 > limit, without a division.
             sure = d32 * (d32 - limit - 1e-12) > row_delta * scale[j] + 1e-12
@@ -146,7 +147,7 @@ def _finish_chunk_f32(v, p, scale, coef, audit, rows, e_pos, cols, ktile, gram32
                 decided += 1
                 if not audit:
                     continue
-            d64 = _distance_from_cov(ktile[a, b] - _row_dot(v, i, j), pi, p[j])
+            d64 = _distance_from_cov(ktile[a, b] - _row_dot(v, i, j), wi, w[j])
             if sure:
                 if not d64 > limit:
                     raise ValueError("float32 audit: a pair the float32 bound decided has a "
@@ -213,7 +214,7 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wor
     which the walk could use it (see ``_finish_chunk_f32``). Time goes to the tick slots of
     counters, float32 decisions to its F32 slots.
     """
-    xs, v, p, s2, code = tdata[0], tdata[1], tdata[2], tdata[3], tdata[4]
+    xs, v, inv_sqrt_p, s2, code = tdata[0], tdata[1], tdata[2], tdata[3], tdata[4]
     centred, sq_norms, gemm_v, gemm_k = tdata[5], tdata[6], tdata[7], tdata[8]
     f32_on, v32, scale, f32_ok, coef, audit = (tdata[9], tdata[10], tdata[11], tdata[12],
                                                tdata[13], tdata[14])
@@ -252,10 +253,10 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wor
         ktile = kern_buf[:b * w].reshape(b, w)
         _kernel_into(xs, sq_norms, s2, code, rows, part, cross, gemm_k, active, c0, ktile)
         t2 = read_cycles() if timed else 0
-        _finish_chunk(p, rows, i_pos, part, ktile, gram, active, c0, out)
+        _finish_chunk(inv_sqrt_p, rows, i_pos, part, ktile, gram, active, c0, out)
         if ne > 0:
-            dd, rr = _finish_chunk_f32(v, p, scale, coef, audit, rows, e_pos, part, ktile, gram32,
-                                       active, c0, row_thr, col_thr, out)
+            dd, rr = _finish_chunk_f32(v, inv_sqrt_p, scale, coef, audit, rows, e_pos, part,
+                                       ktile, gram32, active, c0, row_thr, col_thr, out)
             decided += dd
             refined += rr
         if timed:
@@ -327,10 +328,12 @@ class ResidualMetric:
         self.sq_norms = np.einsum("ij,ij->i", self.centred, self.centred)
         f32 = _float32_staging(self.v, self.p, bool(phases.float32_staging and phases.block_gemm))
         self.v32, self.f32_scale, self.f32_ok, self.f32_coef = f32
-        self.data = (xs, self.v, self.p, float(backend.kernel.variance), int(backend.kernel.code),
-                     self.centred, self.sq_norms, bool(phases.block_gemm),
-                     bool(phases.gemm_kernel_provider), bool(self.f32_ok.any()), self.v32,
-                     self.f32_scale, self.f32_ok, self.f32_coef, bool(float32_audit))
+        self.inv_sqrt_p = 1.0 / np.sqrt(self.p)
+        self.data = (xs, self.v, self.inv_sqrt_p, float(backend.kernel.variance),
+                     int(backend.kernel.code), self.centred, self.sq_norms,
+                     bool(phases.block_gemm), bool(phases.gemm_kernel_provider),
+                     bool(self.f32_ok.any()), self.v32, self.f32_scale, self.f32_ok,
+                     self.f32_coef, bool(float32_audit))
         # Absolute slack on pruning bounds. float64 evaluates |rho| to within
         # delta = eps [(m + 1) |V_i||V_j| + s2 (8 + 2 (d + 2)(|a_i|^2 + |a_j|^2))] / sqrt(p_i p_j)
         # (dot product over m terms, the GEMM-form kernel tile on centred coordinates a,
@@ -344,7 +347,8 @@ class ResidualMetric:
         s2 = float(backend.kernel.variance)
         delta = eps * ((m + 1) * vmax + s2 * (8 + 4 * (d + 2) * amax)) / float(self.p.min())
         self.prune_slack = float(min(1.0, 2.0 * math.sqrt(delta)))
-        for arr in (xs, self.centred, self.sq_norms, self.v32, self.f32_scale, self.f32_ok):
+        for arr in (xs, self.centred, self.sq_norms, self.inv_sqrt_p, self.v32, self.f32_scale,
+                    self.f32_ok):
             arr.setflags(write=False)
 
     def workspace(self, block: int):
@@ -382,8 +386,8 @@ class ResidualMetric:
         t1 = time.perf_counter()
         ktile = self.kernel_tile(rows, cols)
         t2 = time.perf_counter()
-        _finish_chunk(self.p, rows, np.arange(rows.shape[0]), cols, ktile, gram, _ALL_PAIRS, 0,
-                      gram)
+        _finish_chunk(self.inv_sqrt_p, rows, np.arange(rows.shape[0]), cols, ktile, gram,
+                      _ALL_PAIRS, 0, gram)
         if counters is not None and counters.size:
             pairs = rows.shape[0] * cols.shape[0]
             counters[WB_PAIRS] += pairs
