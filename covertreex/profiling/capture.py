@@ -458,7 +458,10 @@ def write_session_files(session, out_dir: Path, stem: str) -> dict:
 # --------------------------------------------------------------------------- one capture
 
 
-def runtime_for(preset, phases, threads=None):
+def runtime_for(preset, phases, threads=1):
+    """The preset's Runtime for a capture. One thread by default: pyinstrument samples only the
+    thread that started it, and with one worker the blocked walks run in that thread (with
+    more, their kernels would run in pool threads the profile never sees)."""
     from ..runtime import Runtime
 
     return Runtime(metric=preset.metric, phases=phases, batch_size=preset.batch_size,
