@@ -162,15 +162,21 @@ def line_chart(series, x_labels, *, title: str = "", y_label: str = "", threshol
     return "".join(out)
 
 
-def _frame(width, total_h, section, title, left, top, plot_w, plot_h, ticks, ypos, y_label):
-    """Opening parts of a chart: svg element, title, plot area, grid lines with their tick
-    labels (those inside the plot) and the y-axis label. Returns the list to append to."""
+def _open(width, total_h, section, title, left):
+    """The svg element, its title and the visible title line: the list to append to."""
     out = [f'<svg class="chart" viewBox="0 0 {width} {total_h}" '
            f'width="{width}" height="{total_h}" role="img"'
            + (f' data-chart="{escape(section)}"' if section else "") + ">"]
     out.append(f"<title>{escape(title)}</title>")
     if title:
         out.append(f'<text x="{left}" y="16" class="ct">{escape(title)}</text>')
+    return out
+
+
+def _frame(width, total_h, section, title, left, top, plot_w, plot_h, ticks, ypos, y_label):
+    """Opening parts of a chart: ``_open``, then the plot area, grid lines with their tick
+    labels (those inside the plot) and the y-axis label. Returns the list to append to."""
+    out = _open(width, total_h, section, title, left)
     out.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" class="plot"/>')
     for t in ticks:
         y = ypos(t)
@@ -232,12 +238,7 @@ def share_bars(rows, categories, *, title: str = "", width: int = 900,
     plot_w = width - left - right
     height = top + row_h * max(len(rows), 1) + 24
     total_h = height + legend_h + 6
-    out = [f'<svg class="chart" viewBox="0 0 {width} {total_h}" '
-           f'width="{width}" height="{total_h}" role="img"'
-           + (f' data-chart="{escape(section)}"' if section else "") + ">"]
-    out.append(f"<title>{escape(title)}</title>")
-    if title:
-        out.append(f'<text x="{left}" y="16" class="ct">{escape(title)}</text>')
+    out = _open(width, total_h, section, title, left)
     for pct in (0, 25, 50, 75, 100):
         x = left + plot_w * pct / 100
         out.append(f'<line x1="{x:.1f}" y1="{top - 2}" x2="{x:.1f}" y2="{top + row_h * len(rows)}" '
