@@ -10,7 +10,8 @@ them) and try again, until the batch is placed.
 import numpy as np
 from numba import njit, prange
 
-from ..frontier_kernels import level_of_distance
+from ..frontier_kernels import level_of_distance, pow2
+from ..tree import FLOOR_LEVEL
 
 # Templates below call ``pair(qdata, i, tdata, j)``, a metric's pair kernel, bound per metric
 # when covertreex.metric_kernels compiles them; this module-level name is never called.
@@ -76,7 +77,10 @@ def conflict_graph(pairwise, members, level):
 
 @njit(nogil=True, inline="always")
 def _conflict(pairwise, a, c, level):
-    return level_of_distance(pairwise[a, c]) <= min(level[a], level[c])
+    # level_of_distance(d) <= m exactly when d <= 2**m (it is the least such level, clamped
+    # to FLOOR_LEVEL + 1): a table read and a comparison per pair instead of a libm frexp.
+    m = min(level[a], level[c])
+    return m > FLOOR_LEVEL and pairwise[a, c] <= pow2(m)
 
 
 @njit(cache=True, nogil=True)

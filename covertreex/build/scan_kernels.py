@@ -60,11 +60,9 @@ def scan_pointwise(qdata, ldata, batch, order, child_start, child_count, levels,
                                         levels, radii, slack):
                         continue
                     dg = pair(qdata, p, ldata, g)
-                    lvl = level_of_distance(dg)
-                    if lvl <= levels[g] and (lvl < best[a] or (lvl == best[a] and dg < pdist[a])):
-                        best[a] = lvl
-                        parent[a] = order[g]
-                        pdist[a] = dg
+                    # A claim needs dg <= 2**level(g); most pairs fail that one comparison.
+                    if dg <= pow2(levels[g]):
+                        _claim(dg, order[g], levels[g], best, parent, pdist, a)
                     if child_count[g] > 0:
                         bound = pow2(min(levels[g], best[a]) - 1)
                         if may_descend(dg, radii[g], bound, slack):
