@@ -20,14 +20,22 @@ from .build import conflict_kernels, scan_kernels
 from .query import knn_kernels
 from . import walk_kernels
 
-# template, its Numba options, and the metric kernel it calls.
+_PAIR = ("pair",)
+_PAIR_AND_KEY = ("pair", "pair_key", "key_to_distance", "distance_to_key")
+# template, its Numba options, and the metric kernels it calls.
 _TEMPLATES = {
-    "scan_pointwise": (scan_kernels.scan_pointwise, dict(parallel=True), "pair"),
-    "knn_pointwise": (knn_kernels.knn_pointwise, dict(parallel=True), "pair"),
-    "walk_block": (walk_kernels.walk_block_kernel, {}, "tile_kernel"),
-    "pairwise_by_pairs": (conflict_kernels.pairwise_by_pairs, dict(parallel=True), "pair"),
-    "grow_radii": (conflict_kernels.grow_radii, dict(parallel=True), "pair"),
+    "scan_pointwise": (scan_kernels.scan_pointwise, dict(parallel=True), _PAIR),
+    "knn_pointwise": (knn_kernels.knn_pointwise, dict(parallel=True), _PAIR_AND_KEY),
+    "walk_block": (walk_kernels.walk_block_kernel, {}, ("tile_kernel",)),
+    "pairwise_by_pairs": (conflict_kernels.pairwise_by_pairs, dict(parallel=True), _PAIR),
+    "grow_radii": (conflict_kernels.grow_radii, dict(parallel=True), _PAIR),
 }
+
+
+@njit(nogil=True, inline="always")
+def same_value(d):
+    """The key of a metric whose pair kernel is its own key: distances unchanged."""
+    return d
 
 
 @dataclass(frozen=True)
@@ -52,11 +60,19 @@ def _compile(template, options: dict, bindings: dict, tag: str):
     return njit(cache=True, nogil=True, **options)(func)
 
 
-def specialise(tag: str, pair, tile_kernel) -> MetricKernels:
+def specialise(tag: str, pair, tile_kernel, pair_key=None, key_to_distance=same_value,
+               distance_to_key=same_value) -> MetricKernels:
     """The tree's kernels for the metric named ``tag``, given its pair kernel
-    ``pair(qdata, i, tdata, j)`` and its tile kernel (see ``covertreex.walk_kernels``)."""
-    bound = {"pair": pair, "tile_kernel": tile_kernel}
+    ``pair(qdata, i, tdata, j)`` and its tile kernel (see ``covertreex.walk_kernels``).
+
+    Scans of whole subtrees compare a cheaper key instead of the distance (pynndescent's
+    squared distances): ``pair_key`` (default ``pair``) must be monotone in the distance,
+    ``key_to_distance(pair_key(...))`` must equal ``pair(...)`` bit for bit, and
+    ``distance_to_key(d)`` must be at least the key of every pair whose distance is <= d.
+    """
+    bound = {"pair": pair, "tile_kernel": tile_kernel, "pair_key": pair_key or pair,
+             "key_to_distance": key_to_distance, "distance_to_key": distance_to_key}
     return MetricKernels(**{
-        name: _compile(template, options, {slot: bound[slot]}, tag)
-        for name, (template, options, slot) in _TEMPLATES.items()
+        name: _compile(template, options, {slot: bound[slot] for slot in slots}, tag)
+        for name, (template, options, slots) in _TEMPLATES.items()
     })

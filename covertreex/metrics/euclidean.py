@@ -11,9 +11,19 @@ from ..metric_kernels import specialise
 from .distance_kernels import sq_distance, sq_distance_tile
 
 
+# sqrt is correctly rounded, so sqrt(s) <= d implies s <= d*d up to two roundings (2**-52
+# relative): this margin keeps every such s.
+_SQUARE_MARGIN = 1.0 + 1e-12
+
+
 @njit(nogil=True, inline="always")
 def euclidean_pair(qdata, i, tdata, j):
     return math.sqrt(sq_distance(qdata, i, tdata, j))
+
+
+@njit(nogil=True, inline="always")
+def distance_to_square(d):
+    return d * d * _SQUARE_MARGIN
 
 
 @njit(cache=True, nogil=True)
@@ -31,7 +41,9 @@ def euclidean_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wo
     return out
 
 
-EUCLIDEAN_KERNELS = specialise("euclidean", euclidean_pair, euclidean_tile_kernel)
+EUCLIDEAN_KERNELS = specialise("euclidean", euclidean_pair, euclidean_tile_kernel,
+                               pair_key=sq_distance, key_to_distance=math.sqrt,
+                               distance_to_key=distance_to_square)
 
 
 class EuclideanMetric:

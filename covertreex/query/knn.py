@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numba
 
+from ..layout import SUBTREE_SCAN_MAX
 from ..tree import TreeArrays
 from ..walk import KNN, walk_blocks
 
@@ -22,7 +23,7 @@ def knn_search(strategy, tree: TreeArrays, layout, metric, qdata, rows, exclude,
                workers, counters):
     """k nearest admissible tree nodes for each query row.
 
-    layout: the tree's breadth-first ``Layout`` (pointwise strategy) or None;
+    layout: the tree's ``Layout`` with its depth-first runs (pointwise strategy) or None;
     qdata: the metric's query-side data; rows (q,) int64 rows of qdata; exclude (q,)
     an id each row may not return (-1 for none); limit (q,) ids >= limit are not
     candidates; the blocked strategy walks blocks of ``block`` rows on ``workers`` threads.
@@ -38,7 +39,9 @@ def knn_search(strategy, tree: TreeArrays, layout, metric, qdata, rows, exclude,
         chunks = min(q, 8 * numba.get_num_threads())
         metric.kernels.knn_pointwise(qdata, layout.data, rows, exclude, limit, layout.order,
                                      layout.child_start, layout.child_count, layout.radii,
-                                     layout.parent_dist, layout.min_id_below, metric.prune_slack,
+                                     layout.parent_dist, layout.min_id_below,
+                                     layout.runs.start, layout.runs.size, layout.runs.ids,
+                                     layout.runs.data, SUBTREE_SCAN_MAX, metric.prune_slack,
                                      chunks, hd, hi, pairs)
         return sorted_results(hd, hi), pairs
     none = np.empty(0, dtype=np.int64)

@@ -11,9 +11,10 @@ from numba import njit, prange
 
 from ..frontier_kernels import may_descend
 
-# Templates below call ``pair(qdata, i, tdata, j)``, a metric's pair kernel, bound per metric
-# when covertreex.metric_kernels compiles them; this module-level name is never called.
-pair = None
+# Templates below call a metric's kernels, bound per metric when covertreex.metric_kernels
+# compiles them: ``pair(qdata, i, tdata, j)`` and its cheaper monotone key ``pair_key`` with
+# ``key_to_distance``, ``distance_to_key``. These module-level names are never called.
+pair = pair_key = key_to_distance = distance_to_key = None
 
 
 @njit(nogil=True, inline="always")
@@ -104,11 +105,14 @@ def _sort_segment(stack, stack_d, lo, hi, radii):
 
 
 def knn_pointwise(qdata, ldata, rows, exclude, limit, order, child_start, child_count,
-                  radii, parent_dist, min_id_below, slack, n_chunks, hd, hi, pairs):
+                  radii, parent_dist, min_id_below, subtree_start, subtree_size, dfs_ids,
+                  dfs_data, scan_max, slack, n_chunks, hd, hi, pairs):
     """Depth-first, nearest-subtree-first kNN per row over a breadth-first layout
     (covertreex.layout: position 0 is the root, arrays indexed by position, ldata the
-    pair data in position order). Fills the heaps hd, hi (q, k) with dataset ids and
-    pairs (q,), the distances each row evaluated."""
+    pair data in position order). A subtree of at most scan_max nodes that may hold a
+    neighbour is scanned whole from the depth-first copy (dfs_ids, dfs_data) instead of
+    walked. Fills the heaps hd, hi (q, k) with dataset ids and pairs (q,), the distances
+    each row evaluated."""
     q = rows.shape[0]
     n = order.shape[0]
     for chunk in prange(n_chunks):
@@ -142,9 +146,25 @@ def knn_pointwise(qdata, ldata, rows, exclude, limit, order, child_start, child_
                     dg = pair(qdata, i, ldata, g)
                     evaluated += 1
                     gid = order[g]
-                    if gid != exclude[a] and gid < limit[a]:
+                    # Most pairs lose to the row's k-th best: test before the call.
+                    if dg <= hd[a, 0] and gid != exclude[a] and gid < limit[a]:
                         heap_offer(hd, hi, a, dg, gid)
-                    if child_count[g] > 0 and may_descend(dg, radii[g], hd[a, 0], slack):
+                    if child_count[g] == 0 or not may_descend(dg, radii[g], hd[a, 0], slack):
+                        continue
+                    if subtree_size[g] <= scan_max:
+                        # Compare keys (for Euclidean, squared distances); take a distance
+                        # only for a pair that may enter the heap.
+                        first = subtree_start[g] + 1
+                        last = subtree_start[g] + subtree_size[g]
+                        key_bound = distance_to_key(hd[a, 0])
+                        for w in range(first, last):
+                            key = pair_key(qdata, i, dfs_data, w)
+                            wid = dfs_ids[w]
+                            if key <= key_bound and wid != exclude[a] and wid < limit[a]:
+                                heap_offer(hd, hi, a, key_to_distance(key), wid)
+                                key_bound = distance_to_key(hd[a, 0])
+                        evaluated += last - first
+                    else:
                         stack[top] = g
                         stack_d[top] = dg
                         top += 1
