@@ -90,8 +90,8 @@ class CoverTree:
             layout = None
             if self.runtime.traversal == "pointwise":
                 layout = make_layout(metric, arrays.root, arrays.child_ptr, arrays.child_idx,
-                                     arrays.n, arrays.levels, arrays.radii, arrays.parent_dist,
-                                     arrays.min_id_below, with_runs=True)
+                                     arrays.n, arrays.levels, arrays.radii, arrays.min_id_below,
+                                     with_runs=True)
             build_wall_ms = (time.perf_counter() - start) * 1e3
         report = BuildReport(metric=metric.name, n=arrays.n, phases=self.runtime.phases.as_dict(),
                              build_wall_ms=build_wall_ms, batches=batches)

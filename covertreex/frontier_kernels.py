@@ -57,13 +57,6 @@ def child_needed_capped(gap, radius, bound, level_cap, cap_self, cap_below, slac
             or may_descend(gap, radius, min(bound, cap_below), slack))
 
 
-@njit(nogil=True, inline="always")
-def child_needed(gap, g, bound, level_cap, levels, radii, slack):
-    """``child_needed_capped`` for child g, with its level caps computed here."""
-    return child_needed_capped(gap, radii[g], bound, level_cap, pow2(levels[g]),
-                               pow2(levels[g] - 1), slack)
-
-
 @njit(cache=True, nogil=True)
 def expand_frontier(dist, nodes, active, row_bound, level_cap, row_limit, slack,
                     levels, radii, parent_dist, min_id_below, child_ptr, child_idx):
@@ -72,7 +65,7 @@ def expand_frontier(dist, nodes, active, row_bound, level_cap, row_limit, slack,
     dist, active: (b, f) distances and visit flags of rows against frontier ``nodes`` (f,).
     A row descends into node g when ``may_descend`` holds for bound
     min(row_bound[r], 2**(level[g] - 1) if level_cap) and min_id_below[g] < row_limit[r];
-    it then needs child h unless ``child_needed`` rules it out, and a child no row
+    it then needs child h unless ``child_needed_capped`` rules it out, and a child no row
     needs leaves the frontier. Returns (next_nodes (f2,) int64, next_active (b, f2) bool).
     """
     b, f = dist.shape

@@ -14,7 +14,7 @@ from .layout_kernels import bfs_layout, subtree_ranges
 # rows instead of walking it: a walk pays branches and bounds for every node it evaluates, a
 # scan only a key comparison. At d=8 a walk prunes little that deep, so scanning evaluates
 # more pairs in less time (perf/subtree_scan.py prints both for a range of sizes).
-SUBTREE_SCAN_MAX = 256
+SUBTREE_SCAN_MAX = 128
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,10 +34,10 @@ class Layout:
     """Per-position arrays, position 0 being the root.
 
     order: (m,) dataset id at each position; child_start, child_count: (m,) children of
-    a position are positions child_start .. child_start + child_count - 1; levels,
-    radii, parent_dist, min_id_below: the tree's arrays in position order; data: the
-    metric's per-point data gathered in position order; runs: the depth-first copy, or
-    None when it was not asked for (build scans walk every node).
+    a position are positions child_start .. child_start + child_count - 1; levels, radii,
+    min_id_below: the tree's arrays in position order; data: the metric's per-point data
+    gathered in position order; runs: the depth-first copy, or None when it was not asked
+    for (build scans walk every node).
     """
 
     order: np.ndarray
@@ -45,14 +45,13 @@ class Layout:
     child_count: np.ndarray
     levels: np.ndarray
     radii: np.ndarray
-    parent_dist: np.ndarray
     min_id_below: np.ndarray
     data: object
     runs: SubtreeRuns | None = None
 
 
-def make_layout(metric, root, child_ptr, child_idx, n_nodes, levels, radii, parent_dist,
-                min_id_below, with_runs: bool = False) -> Layout:
+def make_layout(metric, root, child_ptr, child_idx, n_nodes, levels, radii, min_id_below,
+                with_runs: bool = False) -> Layout:
     """Lay out the n_nodes nodes reachable from root through the CSR children; with_runs
     adds the depth-first copy."""
     order, start, count = bfs_layout(root, child_ptr, child_idx, n_nodes)
@@ -63,8 +62,8 @@ def make_layout(metric, root, child_ptr, child_idx, n_nodes, levels, radii, pare
         runs = SubtreeRuns(start=sub_start, size=sub_size, ids=ids, data=metric.gather(ids))
         _freeze(runs)
     layout = Layout(order=order, child_start=start, child_count=count, levels=levels[order],
-                    radii=radii[order], parent_dist=parent_dist[order],
-                    min_id_below=min_id_below[order], data=metric.gather(order), runs=runs)
+                    radii=radii[order], min_id_below=min_id_below[order],
+                    data=metric.gather(order), runs=runs)
     _freeze(layout)
     return layout
 

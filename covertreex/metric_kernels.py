@@ -24,7 +24,7 @@ _PAIR = ("pair",)
 _PAIR_AND_KEY = ("pair", "pair_key", "key_to_distance", "distance_to_key")
 # template, its Numba options, and the metric kernels it calls.
 _TEMPLATES = {
-    "scan_pointwise": (scan_kernels.scan_pointwise, dict(parallel=True), _PAIR),
+    "scan_pointwise": (scan_kernels.scan_pointwise, dict(parallel=True), _PAIR_AND_KEY),
     "knn_pointwise": (knn_kernels.knn_pointwise, dict(parallel=True), _PAIR_AND_KEY),
     "walk_block": (walk_kernels.walk_block_kernel, {}, ("tile_kernel",)),
     "pairwise_by_pairs": (conflict_kernels.pairwise_by_pairs, dict(parallel=True), _PAIR),

@@ -35,8 +35,8 @@ from conftest import (
 )
 
 # 0: walk every node; 1: a node of size 1 is a leaf, so also a pure walk; 3: tiny runs;
-# 256: the default; 10**9: every child of the root is scanned whole.
-SCAN_SIZES = (0, 3, 256, 10**9)
+# 128: the default; 10**9: every child of the root is scanned whole.
+SCAN_SIZES = (0, 3, 128, 10**9)
 
 
 @pytest.mark.parametrize("scan_max", SCAN_SIZES)

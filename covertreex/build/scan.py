@@ -19,12 +19,11 @@ def scan_batch(strategy, metric, batch, levels, radii, parent_dist, min_id_below
     parent = np.empty(b, dtype=np.int64)
     pdist = np.empty(b)
     if strategy == "pointwise":
-        lay = make_layout(metric, root, child_ptr, child_idx, n_nodes, levels, radii, parent_dist,
-                          min_id_below)
+        lay = make_layout(metric, root, child_ptr, child_idx, n_nodes, levels, radii, min_id_below)
         chunks = min(b, 4 * numba.get_num_threads())
         metric.kernels.scan_pointwise(metric.data, lay.data, batch, lay.order, lay.child_start,
-                                      lay.child_count, lay.levels, lay.radii, lay.parent_dist,
-                                      metric.prune_slack, chunks, best, parent, pdist)
+                                      lay.child_count, lay.levels, lay.radii, metric.prune_slack,
+                                      chunks, best, parent, pdist)
         return best, parent, pdist
     no_limit = np.full(b, levels.shape[0], dtype=np.int64)
     best[:] = np.iinfo(np.int64).max

@@ -10,7 +10,7 @@ of g can lower B only through a node w with d(p, w) <= min(2**(level(g) - 1), 2*
 import numpy as np
 from numba import njit, prange
 
-from ..frontier_kernels import child_needed, level_of_distance, may_descend, pow2
+from ..frontier_kernels import level_of_distance, may_descend, pow2
 
 # Templates below call ``pair(qdata, i, tdata, j)``, a metric's pair kernel, bound per metric
 # when covertreex.metric_kernels compiles them; this module-level name is never called.
@@ -27,7 +27,7 @@ def _claim(dg, g, lg, best, parent, pdist, a):
 
 
 def scan_pointwise(qdata, ldata, batch, order, child_start, child_count, levels, radii,
-                   parent_dist, slack, n_chunks, best, parent, pdist):
+                   slack, n_chunks, best, parent, pdist):
     """Depth-first scan per batch point over a breadth-first layout (arrays by position,
     position 0 the root); fills best, parent (dataset ids) and pdist (b,)."""
     b = batch.shape[0]
@@ -35,6 +35,7 @@ def scan_pointwise(qdata, ldata, batch, order, child_start, child_count, levels,
     for chunk in prange(n_chunks):
         stack = np.empty(n, dtype=np.int64)
         stack_d = np.empty(n)
+        keys = np.empty(n)
         for a in range(chunk * b // n_chunks, (chunk + 1) * b // n_chunks):
             p = batch[a]
             d0 = pair(qdata, p, ldata, 0)
@@ -52,19 +53,27 @@ def scan_pointwise(qdata, ldata, batch, order, child_start, child_count, levels,
                     bound = pow2(min(levels[c], best[a]) - 1)
                     if not may_descend(stack_d[top], radii[c], bound, slack):
                         continue
-                dc = stack_d[top]
+                # The children's keys first, in one branch-free pass over their contiguous
+                # rows; then only the few children that matter take branches.
                 lo = child_start[c]
-                for g in range(lo, lo + child_count[c]):
-                    # |d(p, c) - d(c, g)| bounds d(p, g) from below without evaluating it.
-                    if not child_needed(abs(dc - parent_dist[g]), g, pow2(best[a] - 1), True,
-                                        levels, radii, slack):
+                nkids = child_count[c]
+                for t in range(nkids):
+                    keys[t] = pair_key(qdata, p, ldata, lo + t)
+                for t in range(nkids):
+                    g = lo + t
+                    lg = levels[g]
+                    # g can claim only within min(2**best, 2**level(g)), and its subtree
+                    # matters only within radius(g) + min(2**(level(g) - 1), 2**(best - 1)).
+                    reach = max(min(pow2(best[a]), pow2(lg)),
+                                radii[g] + pow2(min(lg, best[a]) - 1)) + slack
+                    if keys[t] > distance_to_key(reach * (1.0 + 1e-9)):
                         continue
-                    dg = pair(qdata, p, ldata, g)
+                    dg = key_to_distance(keys[t])
                     # A claim needs dg <= 2**level(g); most pairs fail that one comparison.
-                    if dg <= pow2(levels[g]):
-                        _claim(dg, order[g], levels[g], best, parent, pdist, a)
+                    if dg <= pow2(lg):
+                        _claim(dg, order[g], lg, best, parent, pdist, a)
                     if child_count[g] > 0:
-                        bound = pow2(min(levels[g], best[a]) - 1)
+                        bound = pow2(min(lg, best[a]) - 1)
                         if may_descend(dg, radii[g], bound, slack):
                             stack[top] = g
                             stack_d[top] = dg

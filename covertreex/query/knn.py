@@ -39,7 +39,7 @@ def knn_search(strategy, tree: TreeArrays, layout, metric, qdata, rows, exclude,
         chunks = min(q, 8 * numba.get_num_threads())
         metric.kernels.knn_pointwise(qdata, layout.data, rows, exclude, limit, layout.order,
                                      layout.child_start, layout.child_count, layout.radii,
-                                     layout.parent_dist, layout.min_id_below,
+                                     layout.min_id_below,
                                      layout.runs.start, layout.runs.size, layout.runs.ids,
                                      layout.runs.data, SUBTREE_SCAN_MAX, metric.prune_slack,
                                      chunks, hd, hi, pairs)

@@ -105,7 +105,7 @@ def _sort_segment(stack, stack_d, lo, hi, radii):
 
 
 def knn_pointwise(qdata, ldata, rows, exclude, limit, order, child_start, child_count,
-                  radii, parent_dist, min_id_below, subtree_start, subtree_size, dfs_ids,
+                  radii, min_id_below, subtree_start, subtree_size, dfs_ids,
                   dfs_data, scan_max, slack, n_chunks, hd, hi, pairs):
     """Depth-first, nearest-subtree-first kNN per row over a breadth-first layout
     (covertreex.layout: position 0 is the root, arrays indexed by position, ldata the
@@ -118,6 +118,7 @@ def knn_pointwise(qdata, ldata, rows, exclude, limit, order, child_start, child_
     for chunk in prange(n_chunks):
         stack = np.empty(n, dtype=np.int64)
         stack_d = np.empty(n)
+        keys = np.empty(n)
         for a in range(chunk * q // n_chunks, (chunk + 1) * q // n_chunks):
             i = rows[a]
             if min_id_below[0] >= limit[a]:
@@ -135,16 +136,21 @@ def knn_pointwise(qdata, ldata, rows, exclude, limit, order, child_start, child_
                 if not may_descend(stack_d[top], radii[c], hd[a, 0], slack):
                     continue
                 base = top
-                dc = stack_d[top]
                 lo = child_start[c]
-                for g in range(lo, lo + child_count[c]):
-                    if min_id_below[g] >= limit[a]:
+                # The children's keys first, in one branch-free pass over their contiguous
+                # rows; then only the few children that matter take branches.
+                nkids = child_count[c]
+                for t in range(nkids):
+                    keys[t] = pair_key(qdata, i, ldata, lo + t)
+                evaluated += nkids
+                for t in range(nkids):
+                    g = lo + t
+                    # Entering the heap (dg <= bound) and may_descend both imply
+                    # dg <= (bound + radius + slack)(1 + 3e-10): one key comparison.
+                    reach = (hd[a, 0] + radii[g] + slack) * (1.0 + 1e-9)
+                    if keys[t] > distance_to_key(reach) or min_id_below[g] >= limit[a]:
                         continue
-                    # |d(q, c) - d(c, g)| - radius(g) bounds g's whole subtree for free.
-                    if not may_descend(abs(dc - parent_dist[g]), radii[g], hd[a, 0], slack):
-                        continue
-                    dg = pair(qdata, i, ldata, g)
-                    evaluated += 1
+                    dg = key_to_distance(keys[t])
                     gid = order[g]
                     # Most pairs lose to the row's k-th best: test before the call.
                     if dg <= hd[a, 0] and gid != exclude[a] and gid < limit[a]:
