@@ -303,17 +303,45 @@ class Reference:
     ckdtree_query_ms: float | None = None
 
 
-def compute_reference(preset, workload, threads=None) -> Reference:
+# OpenMP (Numba's pool) and OpenBLAS workers spin for a few milliseconds after a parallel
+# region before they sleep. cKDTree timed inside that window ran 27 ms against 21 ms after a
+# 20 ms pause (euclid-32k on this 2-core machine kind, a one-off measurement of 2026-11-25),
+# which would flatter the tree's ratio to it.
+SETTLE_S = 0.1
+
+
+def settle_workers() -> None:
+    """Wait until the worker threads of the previous parallel step have gone to sleep."""
+    time.sleep(SETTLE_S)
+
+
+def compute_reference(preset, workload, threads=None, repeat: int = 1) -> Reference:
     """Float64 brute force on the same queries (timed); for Euclidean presets also cKDTree.
 
     The brute force gets as many BLAS threads as the tree has workers (``threads``, default
     the cores), and cKDTree as many ``workers``: every method runs on the same cores.
+    cKDTree's time is the median of ``repeat`` query calls, as the tree's is of ``repeat``
+    runs: one call of about 20 ms varies by half from run to run on a shared machine. It is
+    timed before the brute force: right after it, cKDTree ran 24-26 ms against 21 ms (a
+    one-off measurement, euclid-32k, 2026-11-25).
     """
     from threadpoolctl import threadpool_limits
 
     from . import reference
 
     workers = threads or _affinity() or 1
+    ckdtree_ms = None
+    if not preset.is_residual:
+        from scipy.spatial import cKDTree
+
+        kd = cKDTree(workload.points)
+        times = []
+        for _ in range(repeat):
+            settle_workers()
+            start = time.perf_counter()
+            kd.query(workload.queries, k=preset.k, workers=workers)
+            times.append((time.perf_counter() - start) * 1e3)
+        ckdtree_ms = statistics.median(times)
     start = time.perf_counter()
     with threadpool_limits(limits=workers, user_api="blas"):
         if preset.is_residual:
@@ -323,15 +351,7 @@ def compute_reference(preset, workload, threads=None) -> Reference:
             result = reference.euclidean_knn(workload.points, workload.queries, preset.k,
                                              predecessor_mode=preset.predecessor_mode)
     ms = (time.perf_counter() - start) * 1e3
-    out = Reference(result, ms, f"float64 brute force, BLAS on {workers} threads")
-    if not preset.is_residual:
-        from scipy.spatial import cKDTree
-
-        kd = cKDTree(workload.points)
-        start = time.perf_counter()
-        kd.query(workload.queries, k=preset.k, workers=workers)
-        out.ckdtree_query_ms = (time.perf_counter() - start) * 1e3
-    return out
+    return Reference(result, ms, f"float64 brute force, BLAS on {workers} threads", ckdtree_ms)
 
 
 def recall_of(preset, workload, idx, dist, ref: Reference) -> float:
@@ -651,7 +671,7 @@ def run_preset(preset, *, phases=None, repeat: int = 1, check: bool = False, thr
     if check:
         if ref is None:
             say("reference: float64 brute force on the same queries")
-            ref = compute_reference(preset, workload, threads)
+            ref = compute_reference(preset, workload, threads, repeat)
         recalls = []
         for run, (idx, dist) in enumerate(m.results):
             recalls.append(recall_of(preset, workload, idx, dist, ref))
@@ -683,7 +703,7 @@ def run_ladder(preset, *, repeat=1, check=False, threads=None, scaled=False, pro
     ref = None
     if check:
         say("reference: float64 brute force on the same queries")
-        ref = compute_reference(preset, workload, threads)
+        ref = compute_reference(preset, workload, threads, repeat)
     steps = []
     for label, phases in Phases.ladder():
         say(f"step {label}")
@@ -751,7 +771,7 @@ def format_result(result: dict) -> str:
     if result.get("reference_ms") is not None:
         ref = f"   reference ({result['reference']}) {result['reference_ms']:.1f} ms"
         if result.get("ckdtree_query_ms") is not None:
-            ref += f", cKDTree queries {result['ckdtree_query_ms']:.1f} ms"
+            ref += f", cKDTree queries {result['ckdtree_query_ms']:.1f} ms{runs}"
     lines += [
         f"  warm-up (JIT)  {_fmt(result.get('warmup_ms'), '{:.0f}')} ms, not counted below",
         f"  build wall     {_fmt(result['build_wall_ms'])} ms{runs}",
