@@ -12,9 +12,10 @@ from numba import njit, prange
 
 from ..frontier_kernels import level_of_distance, may_descend, pow2
 
-# Templates below call ``pair(qdata, i, tdata, j)``, a metric's pair kernel, bound per metric
-# when covertreex.metric_kernels compiles them; this module-level name is never called.
-pair = None
+# Templates below call a metric's kernels, bound per metric when covertreex.metric_kernels
+# compiles them: ``pair(qdata, i, tdata, j)`` and its cheaper monotone key ``pair_key`` with
+# ``key_to_distance``, ``distance_to_key``. These module-level names are never called.
+pair = pair_key = key_to_distance = distance_to_key = None
 
 
 @njit(nogil=True, inline="always")
