@@ -120,7 +120,9 @@ def build_tree(metric, order: np.ndarray, runtime, progress=None, telemetry: boo
     pos = 1
     # The batch's own tile (phase 3) does not depend on the scan. With blocked walks on
     # several workers it runs beside them, on a thread of its own, and fills the time a
-    # worker waits for the other's block; serially it took about a fifth of gold-d3's build.
+    # worker waits for the other's block: `perf/compare.py --base 2ed5659 --preset gold-d3`
+    # put the build at 0.86x of the serial order. As one more task in the walks' pool, taken
+    # after the last block, it was 1.11x slower than this.
     beside = None
     if reuse and runtime.traversal == "blocked" and (runtime.threads or default_threads()) > 1:
         beside = ThreadPoolExecutor(1)
