@@ -28,7 +28,7 @@ _TEMPLATES = {
     "knn_pointwise": (knn_kernels.knn_pointwise, dict(parallel=True), _PAIR_AND_KEY),
     "walk_block": (walk_kernels.walk_block_kernel, {}, ("tile_kernel",)),
     "pairwise_by_pairs": (conflict_kernels.pairwise_by_pairs, dict(parallel=True), _PAIR),
-    "grow_radii": (conflict_kernels.grow_radii, dict(parallel=True), _PAIR),
+    "grow_radii": (conflict_kernels.grow_radii, {}, _PAIR),
 }
 
 
