@@ -14,6 +14,7 @@ from __future__ import annotations
 import types
 from dataclasses import dataclass
 
+import numpy as np
 from numba import njit
 
 from .build import conflict_kernels, scan_kernels
@@ -30,6 +31,10 @@ _TEMPLATES = {
     "pairwise_by_pairs": (conflict_kernels.pairwise_by_pairs, dict(parallel=True), _PAIR),
     "grow_radii": (conflict_kernels.grow_radii, {}, _PAIR),
 }
+
+
+# The ``active`` mask of a tile kernel call that wants every pair (see walk_kernels).
+ALL_PAIRS = np.zeros((0, 0), dtype=np.bool_)
 
 
 @njit(nogil=True, inline="always")

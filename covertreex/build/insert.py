@@ -13,14 +13,15 @@ Within a batch the same argument needs batch points at levels j_a, j_c to be mor
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 import numpy as np
 
+from ..metric_kernels import ALL_PAIRS
 from ..telemetry import (F32_DECIDED, F32_REFINED, KP_MS, KP_PAIRS, WALK_MS, WB_MS, WB_PAIRS,
                          BatchRecord, new_counters, settle)
-from ..threads import default_threads
 from ..tree import FLOOR_LEVEL, TreeArrays, children_csr, finalize
+from ..walk import WalkPool
 from .conflict_kernels import conflict_graph, luby_mis, place_round
 from .scan import scan_batch
 
@@ -97,6 +98,28 @@ def _timed_tile(metric, batch, counters):
     return tile, (time.perf_counter() - start) * 1e3
 
 
+def _tile_tasks(metric, batch, block, out):
+    """``WalkPool`` tasks that fill out (b, b) with the batch's distance tile against itself,
+    ``block`` rows per task, every pair in float64: by the nopython tile kernel (phase 6)
+    or by Python's ``metric.tile``, as the walks compute theirs."""
+    nopython = metric.phases.nopython_chunk_loop
+    cols_thr = np.full(batch.shape[0], np.inf)
+
+    def rows_task(lo):
+        rows = batch[lo:lo + block]
+
+        def task(workspace, counters):
+            if nopython:
+                out[lo:lo + rows.shape[0]] = metric.tile_kernel(
+                    metric.data, metric.data, rows, batch, ALL_PAIRS,
+                    np.full(rows.shape[0], np.inf), cols_thr, workspace, counters)
+            else:
+                out[lo:lo + rows.shape[0]] = metric.tile(metric.data, rows, batch, counters)
+        return task
+
+    return [rows_task(lo) for lo in range(0, batch.shape[0], block)]
+
+
 def build_tree(metric, order: np.ndarray, runtime, progress=None, telemetry: bool = True
                ) -> tuple[TreeArrays, tuple[BatchRecord, ...]]:
     """Insert the points of ``metric`` in ``order`` (n,) and freeze the tree.
@@ -105,6 +128,12 @@ def build_tree(metric, order: np.ndarray, runtime, progress=None, telemetry: boo
     telemetry: False skips every timer, counter and record (to measure their cost).
     Returns the tree arrays and one telemetry record per batch (none without telemetry).
     """
+    blocked = runtime.traversal == "blocked"
+    with WalkPool(metric, runtime.query_block, runtime.threads) if blocked else nullcontext() as pool:
+        return _build(metric, order, runtime, pool, progress, telemetry)
+
+
+def _build(metric, order, runtime, pool, progress, telemetry):
     clock = time.perf_counter if telemetry else _no_clock
     n = metric.n
     reuse = runtime.phases.residual_strategy
@@ -118,69 +147,59 @@ def build_tree(metric, order: np.ndarray, runtime, progress=None, telemetry: boo
     rng = np.random.default_rng(runtime.seed)
     records = []
     pos = 1
-    # The batch's own tile (phase 3) does not depend on the scan. With blocked walks on
-    # several workers it runs beside them, on a thread of its own, and fills the time a
-    # worker waits for the other's block: `perf/compare.py --base 2ed5659 --preset gold-d3`
-    # put the build at 0.86x of the serial order. As one more task in the walks' pool, taken
-    # after the last block, it was 1.11x slower than this.
-    beside = None
-    if reuse and runtime.traversal == "blocked" and (runtime.threads or default_threads()) > 1:
-        beside = ThreadPoolExecutor(1)
-    try:
-        for batch_index, size in enumerate(batch_sizes(n - 1, runtime.batch_size)):
-            batch = order[pos:pos + size]
-            counters = new_counters() if telemetry else np.zeros(0)
-            # Its own counters: the walks add to theirs while it runs.
-            tile_counters = new_counters() if telemetry else np.zeros(0)
-            t0 = clock()
-            child_ptr, child_idx = children_csr(parents, levels, order[:pos])
-            t1 = clock()
-            pending = beside.submit(_timed_tile, metric, batch, tile_counters) if beside else None
-            best, parent, pdist = scan_batch(runtime.traversal, metric, batch, levels, radii,
-                                             parent_dist, min_id_below, child_ptr, child_idx,
-                                             root, pos, runtime.query_block, runtime.threads,
-                                             counters)
-            t_scan = clock()
-            cached, tile_ms = None, 0.0
-            if pending is not None:
-                cached, tile_ms = pending.result()
-            elif reuse:
-                cached, tile_ms = _timed_tile(metric, batch, tile_counters)
-            counters += tile_counters
-            t2 = clock()
-            pairwise = conflict_pairwise(metric, batch, cached, reuse)
-            t3 = clock()
-            inserted, selected, rounds, graph_ms, mis_ms = _place(
-                batch, pairwise, best, parent, pdist, rng.random(size), levels, parents, parent_dist)
-            metric.kernels.grow_radii(metric.data, inserted, parents, radii)
-            pos += size
-            if progress is not None:
-                progress(pos, n)
-            if not telemetry:
-                continue
-            settle(counters)
-            # Blocked walks report their thread time; a pointwise scan counts as its wall time.
-            walks_ms = float(counters[WALK_MS]) or (t_scan - t1) * 1e3
-            records.append(BatchRecord(
-                batch_index=batch_index,
-                batch_size=int(size),
-                traversal_ms=(t2 - t1) * 1e3,
-                conflict_graph_ms=(t3 - t2) * 1e3 + graph_ms,
-                mis_ms=mis_ms,
-                whitened_block_pairs=int(counters[WB_PAIRS]),
-                whitened_block_ms=float(counters[WB_MS]),
-                kernel_provider_pairs=int(counters[KP_PAIRS]),
-                kernel_provider_ms=float(counters[KP_MS]),
-                conflict_pairwise_reused=int(reuse),
-                semisort_ms=(t1 - t0) * 1e3,
-                selected=int(selected),
-                dominated=bool(selected < size / 2),
-                rounds=int(rounds),
-                traversal_thread_ms=tile_ms + walks_ms,
-                float32_decided_pairs=int(counters[F32_DECIDED]),
-                float32_refined_pairs=int(counters[F32_REFINED]),
-            ))
-    finally:
-        if beside is not None:
-            beside.shutdown()
+    # The batch's own tile (phase 3) does not depend on the scan: blocked walks queue it
+    # behind their blocks, so a thread whose block ends first takes it up.
+    # `perf/compare.py --base 5a6ed49 --preset gold-d3` put the build at 0.91x of a side
+    # thread of its own, which shared the two cores with both walks.
+    tile_tasks = pool is not None and reuse
+    for batch_index, size in enumerate(batch_sizes(n - 1, runtime.batch_size)):
+        batch = order[pos:pos + size]
+        counters = new_counters() if telemetry else np.zeros(0)
+        t0 = clock()
+        child_ptr, child_idx = children_csr(parents, levels, order[:pos])
+        t1 = clock()
+        cached, tile_ms, then = None, 0.0, ()
+        if tile_tasks:
+            cached = np.empty((size, size))
+            then = _tile_tasks(metric, batch, pool.block, cached)
+        best, parent, pdist = scan_batch(runtime.traversal, metric, batch, levels, radii,
+                                         parent_dist, min_id_below, child_ptr, child_idx,
+                                         root, pos, pool, counters, then)
+        t_scan = clock()
+        if reuse and not tile_tasks:
+            cached, tile_ms = _timed_tile(metric, batch, counters)
+        t2 = clock()
+        pairwise = conflict_pairwise(metric, batch, cached, reuse)
+        t3 = clock()
+        inserted, selected, rounds, graph_ms, mis_ms = _place(
+            batch, pairwise, best, parent, pdist, rng.random(size), levels, parents, parent_dist)
+        metric.kernels.grow_radii(metric.data, inserted, parents, radii)
+        pos += size
+        if progress is not None:
+            progress(pos, n)
+        if not telemetry:
+            continue
+        settle(counters)
+        # Blocked walks report their tasks' thread time (the tile's included); a pointwise
+        # scan counts as its wall.
+        walks_ms = float(counters[WALK_MS]) or (t_scan - t1) * 1e3
+        records.append(BatchRecord(
+            batch_index=batch_index,
+            batch_size=int(size),
+            traversal_ms=(t2 - t1) * 1e3,
+            conflict_graph_ms=(t3 - t2) * 1e3 + graph_ms,
+            mis_ms=mis_ms,
+            whitened_block_pairs=int(counters[WB_PAIRS]),
+            whitened_block_ms=float(counters[WB_MS]),
+            kernel_provider_pairs=int(counters[KP_PAIRS]),
+            kernel_provider_ms=float(counters[KP_MS]),
+            conflict_pairwise_reused=int(reuse),
+            semisort_ms=(t1 - t0) * 1e3,
+            selected=int(selected),
+            dominated=bool(selected < size / 2),
+            rounds=int(rounds),
+            traversal_thread_ms=tile_ms + walks_ms,
+            float32_decided_pairs=int(counters[F32_DECIDED]),
+            float32_refined_pairs=int(counters[F32_REFINED]),
+        ))
     return finalize(levels, parents, radii, parent_dist, root), tuple(records)

@@ -10,10 +10,11 @@ from ..walk import SCAN, walk_blocks
 
 
 def scan_batch(strategy, metric, batch, levels, radii, parent_dist, min_id_below, child_ptr,
-               child_idx, root, n_nodes, block, workers, counters):
+               child_idx, root, n_nodes, pool, counters, then=()):
     """Lowest claim level, parent and parent distance of each batch point: (b,) int64, int64,
-    float64. The tree holds n_nodes nodes; the blocked strategy walks blocks of ``block``
-    points on ``workers`` threads; tiles add their pairs and time to ``counters``."""
+    float64. The tree holds n_nodes nodes; the blocked strategy walks blocks of points on
+    the ``WalkPool`` pool, followed by its tasks ``then`` (pointwise: pool is None and then
+    empty); tiles add their pairs and time to ``counters``."""
     b = batch.shape[0]
     best = np.empty(b, dtype=np.int64)
     parent = np.empty(b, dtype=np.int64)
@@ -31,5 +32,5 @@ def scan_batch(strategy, metric, batch, levels, radii, parent_dist, min_id_below
     empty_heap = np.empty((0, 0))
     tree = (root, levels, radii, parent_dist, min_id_below, child_ptr, child_idx)
     walk_blocks(metric, metric.data, SCAN, batch, no_limit, no_limit, tree, best, parent, pdist,
-                empty_heap, empty_heap.astype(np.int64), block, workers, counters)
+                empty_heap, empty_heap.astype(np.int64), pool, counters, then)
     return best, parent, pdist

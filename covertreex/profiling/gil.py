@@ -50,7 +50,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_ALL_PAIRS = np.zeros((0, 0), dtype=np.bool_)  # tile every pair
 
 # Modules whose dispatchers are "hot kernels", besides every module named *_kernels. The
 # metric modules also hold each metric's specialised walks (a MetricKernels).
@@ -454,6 +453,7 @@ def library_scenarios(preset="quick", n: int = 8192, rows: int = 512, cols: int 
     that cannot be built is named in the notes.
     """
     from ..cover_tree import CoverTree
+    from ..metric_kernels import ALL_PAIRS
     from ..metrics.residual.metric import exact_thresholds
     from ..phases import Phases
     from ..runtime import Runtime
@@ -496,7 +496,7 @@ def library_scenarios(preset="quick", n: int = 8192, rows: int = 512, cols: int 
                     (f"{tile_kernel.py_func.__module__}.{tile_kernel.py_func.__name__}",),
                     # A workspace per call: the two-thread probe runs two calls at once.
                     lambda m=metric, kern=tile_kernel: kern(
-                        m.data, m.data, rows_ids, cols_ids, _ALL_PAIRS, *exact_thresholds(rows_ids,
+                        m.data, m.data, rows_ids, cols_ids, ALL_PAIRS, *exact_thresholds(rows_ids,
                         cols_ids), m.workspace(rows_ids.size), new_counters())))
         if label != "all" or (only is not None and not ({f"build[{label}]", f"knn[{label}]"} & set(only))):
             continue

@@ -7,7 +7,7 @@ import numba
 
 from ..layout import SUBTREE_SCAN_MAX
 from ..tree import TreeArrays
-from ..walk import KNN, walk_blocks
+from ..walk import KNN, WalkPool, walk_blocks
 
 
 def sorted_results(hd: np.ndarray, hi: np.ndarray):
@@ -47,6 +47,7 @@ def knn_search(strategy, tree: TreeArrays, layout, metric, qdata, rows, exclude,
     none = np.empty(0, dtype=np.int64)
     arrays = (tree.root, tree.levels, tree.radii, tree.parent_dist, tree.min_id_below,
               tree.child_ptr, tree.child_idx)
-    pairs[::block] = walk_blocks(metric, qdata, KNN, rows, exclude, limit, arrays, none, none,
-                                 none.astype(np.float64), hd, hi, block, workers, counters)
+    with WalkPool(metric, min(block, q), workers) as pool:
+        pairs[::block] = walk_blocks(metric, qdata, KNN, rows, exclude, limit, arrays, none,
+                                     none, none.astype(np.float64), hd, hi, pool, counters)
     return sorted_results(hd, hi), pairs

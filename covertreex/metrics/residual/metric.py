@@ -15,7 +15,7 @@ from numba import njit
 
 from ...kernels import MATERN52_CODE
 from ..._cycles import read_cycles
-from ...metric_kernels import specialise
+from ...metric_kernels import ALL_PAIRS, specialise
 from ...telemetry import (F32_DECIDED, F32_REFINED, KP_MS, KP_PAIRS, KP_TICKS, WB_MS,
                           WB_PAIRS, WB_TICKS)
 from ..distance_kernels import sq_distance
@@ -334,8 +334,6 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wor
     return out
 
 
-_ALL_PAIRS = np.zeros((0, 0), dtype=np.bool_)
-
 # A row is float32-staged when its worst-case rho error against a median point,
 # coef |V_i|/sqrt(p_i) median(|V_j|/sqrt(p_j)), is at most this: then most of its pairs
 # are decided in float32. Rows with tiny p (d = 3 with many inducing points, p ~ 2e-6)
@@ -447,7 +445,7 @@ class ResidualMetric:
         ktile = self.kernel_tile(rows, cols)
         t2 = time.perf_counter()
         _finish_chunk(self.inv_sqrt_p, rows, np.arange(rows.shape[0]), cols, ktile, gram,
-                      _ALL_PAIRS, 0, gram)
+                      ALL_PAIRS, 0, gram)
         if counters is not None and counters.size:
             pairs = rows.shape[0] * cols.shape[0]
             counters[WB_PAIRS] += pairs
