@@ -73,12 +73,19 @@ def test_chunked_nopython_tile_equals_the_python_tile(backend, label):
     np.testing.assert_allclose(1 - got**2, 1 - expected**2, rtol=0, atol=1e-9)
     settle(counters)
     assert counters[WB_PAIRS] == counters[KP_PAIRS] == rows.size * cols.size
-    # With a mask only the flagged pairs are defined; they must still match.
-    active = rng.random((rows.size, cols.size)) < 0.3
-    masked = residual_tile_kernel(metric.data, metric.data, rows, cols, active,
-                                  *exact_thresholds(rows, cols), metric.workspace(rows.size),
-                                  new_counters())
-    np.testing.assert_allclose(1 - masked[active]**2, 1 - expected[active]**2, rtol=0, atol=1e-9)
+    # With a mask only the flagged pairs are defined; they must still match. A chunk with
+    # fewer flagged pairs than 1 in SPARSE_GRAM_DEN takes dot products instead of a GEMM:
+    # masks of 30 % and 5 %, and one whose first chunk is dense and the others sparse.
+    dense = rng.random((rows.size, cols.size)) < 0.3
+    sparse = rng.random((rows.size, cols.size)) < 0.05
+    mixed = sparse.copy()
+    mixed[:, :TILE_CHUNK] = dense[:, :TILE_CHUNK]
+    for active in (dense, sparse, mixed):
+        masked = residual_tile_kernel(metric.data, metric.data, rows, cols, active,
+                                      *exact_thresholds(rows, cols), metric.workspace(rows.size),
+                                      new_counters())
+        np.testing.assert_allclose(1 - masked[active]**2, 1 - expected[active]**2, rtol=0,
+                                   atol=1e-9)
 
 
 def test_tile_share_compares_thread_time_with_thread_time(backend):

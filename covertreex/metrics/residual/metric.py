@@ -70,6 +70,43 @@ def gram_by_pairs(v, rows, cols, out):
             out[a, b] = _row_dot(v, rows[a], cols[b])
 
 
+# A chunk with fewer flagged pairs than 1 in SPARSE_GRAM_DEN takes its V Gram entries one
+# dot product per flagged pair instead of one GEMM for all pairs. On this machine kind a
+# 512-term dot product took 75-85 ns and a GEMM pair 15-20 ns (256 x 512 chunks; loads,
+# not multiplies, bound the dot product). Against a GEMM for every chunk,
+# `perf/compare.py --base 5d69688 --preset gold-d3` gave builds 0.88x and queries 0.68x
+# with 4 here, 0.95x and 0.78x with 8, 0.98x and 0.72x with 2.
+SPARSE_GRAM_DEN = 4
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _gram_of_flagged(vq, pos, v, cols, active, c0, gram):
+    """gram[r, b] = vq[r] . V[cols[b]] for the pairs (pos[r], c0 + b) flagged in active,
+    others left unset; vq (len(pos), m) holds the rows' V. reassoc lets LLVM vectorise the
+    sums: the error bound behind prune_slack holds for any order of summation, with or
+    without fused multiply-adds."""
+    m = v.shape[1]
+    for r in range(pos.shape[0]):
+        a = pos[r]
+        for b in range(cols.shape[0]):
+            if active[a, c0 + b]:
+                j = cols[b]
+                dot = 0.0
+                for t in range(m):
+                    dot += vq[r, t] * v[j, t]
+                gram[r, b] = dot
+
+
+@njit(cache=True, nogil=True)
+def _count_flagged(active, c0, f):
+    """Flagged pairs of active (b, :) in columns c0 .. c0 + f - 1."""
+    flagged = 0
+    for a in range(active.shape[0]):
+        for c in range(f):
+            flagged += active[a, c0 + c]
+    return flagged
+
+
 @njit(cache=True, nogil=True)
 def _gather_into(a, ids, out):
     """out[r] = a[ids[r]] for r < len(ids); returns that leading part of out."""
@@ -115,23 +152,19 @@ def _exp_nonpos_inplace(x, bits):
 
 
 @njit(cache=True, nogil=True)
-def _kernel_into(xs, sq_norms, s2, code, rows, cols, cross, use_cross, active, c0, out):
+def _kernel_into(xs, sq_norms, s2, code, rows, cols, cross, use_cross, active, c0, flagged,
+                 out):
     """Kernel values of the flagged pairs (all when ``active`` is empty) of rows against
     cols, which are the tile's columns c0, c0 + 1, ...: r2 from the GEMM cross term on
-    centred coordinates, or from differences. ``out`` is a contiguous (len(rows), len(cols)).
+    centred coordinates, or from differences. ``out`` is a contiguous (len(rows), len(cols));
+    flagged: how many pairs of the chunk are flagged.
 
     RBF tiles whose pairs are mostly flagged take every pair through ``_exp_nonpos_inplace``
     (``cross`` is spent by then and lends its memory as scratch); the rest call exp per
     flagged pair."""
     every = active.shape[0] == 0
     b, f = rows.shape[0], cols.shape[0]
-    dense = every
-    if not every and use_cross and code != MATERN52_CODE:
-        flagged = 0
-        for a in range(b):
-            for c in range(f):
-                flagged += active[a, c0 + c]
-        dense = 2 * flagged >= b * f
+    dense = every or (use_cross and code != MATERN52_CODE and 2 * flagged >= b * f)
     if dense and use_cross and code != MATERN52_CODE:
         for a in range(b):
             i = rows[a]
@@ -266,11 +299,13 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wor
     ``tile_workspace`` buffers, so a tile allocates only its output and each chunk's Gram
     block is still in cache when the distance pass reads it. Only pairs flagged in
     ``active`` (b, f) get a kernel value and a distance (the rest are never read; scalar
-    exp is the dearest part here). With float32 staging (phase 4, with phase 1), rows whose
-    p allows it take V_Q V_T^T from a float32 GEMM, and a pair's float32 distance is kept
-    only where its error bound shows it above row_thr[a] + col_thr[c], the threshold under
-    which the walk could use it (see ``_finish_chunk_f32``). Time goes to the tick slots of
-    counters, float32 decisions to its F32 slots.
+    exp is the dearest part here), and a chunk with few flagged pairs takes their V Gram
+    entries one dot product each rather than by GEMM (``SPARSE_GRAM_DEN``). With float32
+    staging (phase 4, with phase 1), rows whose p allows it take V_Q V_T^T from a float32
+    GEMM, and a pair's float32 distance is kept only where its error bound shows it above
+    row_thr[a] + col_thr[c], the threshold under which the walk could use it (see
+    ``_finish_chunk_f32``). Time goes to the tick slots of counters, float32 decisions to
+    its F32 slots.
     """
     xs, v, inv_sqrt_p, s2, code = tdata[0], tdata[1], tdata[2], tdata[3], tdata[4]
     centred, sq_norms, gemm_v, gemm_k = tdata[5], tdata[6], tdata[7], tdata[8]
@@ -281,6 +316,7 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wor
     timed = counters.shape[0] > 0  # an empty array switches telemetry off
     t_start = read_cycles() if timed else 0
     b, f = rows.shape[0], cols.shape[0]
+    every = active.shape[0] == 0
     chunk = v_cols.shape[0]
     out = np.empty((b, f))
     col_thr_min = col_thr.min() if f > 0 else np.inf
@@ -299,8 +335,11 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wor
         w = part.shape[0]
         t0 = read_cycles() if timed else 0
         gram = gram_buf[:ni * w].reshape(ni, w)
+        flagged = b * w if every else _count_flagged(active, c0, w)
         if not gemm_v:
             gram_by_pairs(v, rows, part, gram)
+        elif flagged * SPARSE_GRAM_DEN < b * w:
+            _gram_of_flagged(vq, i_pos, v, part, active, c0, gram)
         elif ni > 0:
             np.dot(vq, _gather_into(v, part, v_cols).T, gram)
         gram32 = gram32_buf[:ne * w].reshape(ne, w)
@@ -311,7 +350,8 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wor
         if gemm_k:
             np.dot(cq, _gather_into(centred, part, c_cols).T, cross)
         ktile = kern_buf[:b * w].reshape(b, w)
-        _kernel_into(xs, sq_norms, s2, code, rows, part, cross, gemm_k, active, c0, ktile)
+        _kernel_into(xs, sq_norms, s2, code, rows, part, cross, gemm_k, active, c0, flagged,
+                     ktile)
         t2 = read_cycles() if timed else 0
         _finish_chunk(inv_sqrt_p, rows, i_pos, part, ktile, gram, active, c0, out)
         if ne > 0:
