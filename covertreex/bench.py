@@ -633,45 +633,62 @@ def _log_records(preset, step, run, build_report, query_report):
 
 def run_preset(preset, *, phases=None, repeat: int = 1, check: bool = False, threads=None,
                scaled: bool = False, warm: bool = True, progress: bool = True, stream=None,
-               log_records: list | None = None, step: str | None = None, workload=None,
-               ref: Reference | None = None, thresholds: dict | None = None,
+               log_records: list | None = None, workload=None, thresholds: dict | None = None,
                say=None) -> dict:
     """Warm up, build and query ``repeat`` times, optionally check, and judge one preset.
 
     Returns the result dict with "verdicts" (when ``thresholds`` is given). ``log_records``,
-    when a list, receives the telemetry records of every run (tagged with preset, run and step).
-    ``workload`` and ``ref`` may be passed in to share them between ladder steps.
+    when a list, receives the telemetry records of every run (tagged with preset and run).
+    ``workload`` may be passed in when the caller has it already.
     """
-    from dataclasses import replace
-
     from .workloads import load_workload
 
     say = say or (lambda msg: None)
     runtime = make_runtime(preset, phases, threads)
-    warmup_s = None
-    if warm:
-        say(f"warm-up: Numba JIT on a tiny {preset.metric} instance (phases {runtime.phases.label()})")
-        warmup_s = warm_up(preset, runtime.phases, threads)
-        say(f"warm-up: {warmup_s:.2f} s")
+    warmup_s = _warm(preset, runtime, threads, say) if warm else None
     data_s = None
     if workload is None:
         start = time.perf_counter()
         workload = load_workload(preset)
         data_s = time.perf_counter() - start
+    m = measure(preset, workload, runtime, repeat,
+                _progress_factory(preset, None, repeat, progress, stream))
+    return _judge(preset, workload, runtime, m, check=check, threads=threads, scaled=scaled,
+                  warmup_s=warmup_s, data_s=data_s, log_records=log_records, step=None,
+                  ref=None, thresholds=thresholds, say=say)
 
-    def progress_factory(run):
-        if not progress:
-            return None
+
+def _warm(preset, runtime, threads, say) -> float:
+    say(f"warm-up: Numba JIT on a tiny {preset.metric} instance (phases {runtime.phases.label()})")
+    warmup_s = warm_up(preset, runtime.phases, threads)
+    say(f"warm-up: {warmup_s:.2f} s")
+    return warmup_s
+
+
+def _progress_factory(preset, step, repeat, progress, stream, run_offset=0):
+    """A ``measure`` progress_factory naming the preset, the ladder step and the run."""
+    if not progress:
+        return None
+
+    def factory(run):
+        run += run_offset
         label = f"build {preset.name}" + (f" [{step}]" if step else "") + \
             (f" run {run + 1}/{repeat}" if repeat > 1 else "")
         return Progress(label, stream=stream)
+    return factory
 
-    m = measure(preset, workload, runtime, repeat, progress_factory)
+
+def _judge(preset, workload, runtime, m, *, check, threads, scaled, warmup_s, data_s,
+           log_records, step, ref, thresholds, say) -> dict:
+    """The result dict of the runs in ``m``: recall (with ``check``; the reference is computed
+    unless ``ref`` is given), telemetry records, figures and verdicts."""
+    from dataclasses import replace
+
     recalls = None
     if check:
         if ref is None:
             say("reference: float64 brute force on the same queries")
-            ref = compute_reference(preset, workload, threads, repeat)
+            ref = compute_reference(preset, workload, threads, len(m.results))
         recalls = []
         for run, (idx, dist) in enumerate(m.results):
             recalls.append(recall_of(preset, workload, idx, dist, ref))
@@ -692,7 +709,13 @@ def run_preset(preset, *, phases=None, repeat: int = 1, check: bool = False, thr
 
 def run_ladder(preset, *, repeat=1, check=False, threads=None, scaled=False, progress=True,
                stream=None, log_records=None, thresholds=None, say=None) -> dict:
-    """``run_preset`` for every step of ``Phases.ladder()`` on one shared data set and reference."""
+    """Every step of ``Phases.ladder()`` on one shared data set and reference.
+
+    The steps take turns: round r builds and queries once per step, forward in even rounds
+    and backward in odd ones, so machine load that drifts over the minutes a ladder takes
+    falls on every step alike instead of on the later ones. A step's figures are the medians
+    over its ``repeat`` rounds.
+    """
     from .phases import Phases
     from .workloads import load_workload
 
@@ -704,14 +727,28 @@ def run_ladder(preset, *, repeat=1, check=False, threads=None, scaled=False, pro
     if check:
         say("reference: float64 brute force on the same queries")
         ref = compute_reference(preset, workload, threads, repeat)
-    steps = []
-    for label, phases in Phases.ladder():
+    ladder = Phases.ladder()
+    runtimes, warmups = {}, {}
+    for label, phases in ladder:
         say(f"step {label}")
-        steps.append(run_preset(preset, phases=phases, repeat=repeat, check=check, threads=threads,
-                                scaled=scaled, progress=progress, stream=stream,
-                                log_records=log_records, step=label, workload=workload, ref=ref,
-                                thresholds=thresholds, say=say))
-        steps[-1]["data_ms"] = data_s * 1e3
+        runtimes[label] = make_runtime(preset, phases, threads)
+        warmups[label] = _warm(preset, runtimes[label], threads, say)
+    runs = {label: [] for label, _ in ladder}
+    for r in range(repeat):
+        for label, _ in (ladder if r % 2 == 0 else ladder[::-1]):
+            say(f"round {r + 1}/{repeat}: step {label}")
+            runs[label].append(measure(preset, workload, runtimes[label], 1, _progress_factory(
+                preset, label, repeat, progress, stream, run_offset=r)))
+    steps = []
+    for label, _ in ladder:
+        done = runs[label]
+        m = Measurement([b for x in done for b in x.build_reports],
+                        [q for x in done for q in x.query_reports],
+                        [res for x in done for res in x.results], done[-1].tree)
+        steps.append(_judge(preset, workload, runtimes[label], m, check=check, threads=threads,
+                            scaled=scaled, warmup_s=warmups[label], data_s=data_s,
+                            log_records=log_records, step=label, ref=ref,
+                            thresholds=thresholds, say=say))
     return {"schema": SCHEMA_ID, "version": SCHEMA_VERSION, "ladder": True, **preset_fields(preset),
             "scaled": bool(scaled), "repeat": repeat, "data_ms": data_s * 1e3,
             "reference": None if ref is None else ref.kind,

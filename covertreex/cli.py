@@ -78,7 +78,9 @@ phases (audit plan phases 1-7, DESIGN section 5):
   residual_strategy float32_staging topk_selection nopython_chunk_loop thread_guard.
   A NAME=0|1 list is applied to "all". Without --phases, COVERTREEX_PHASE_<NAME>=0|1
   environment variables apply. "ladder" runs baseline, +1, +1+2, ... +7 and prints one row
-  per step with ratios against the step before.
+  per step with ratios against the step before. Its steps take turns: --repeat N makes N
+  rounds of one build and query per step (forward, then backward), so load that drifts
+  during the minutes a ladder takes falls on every step alike.
 
 threads (audit phase 7 thread guard):
   By default the bench pins BLAS/OpenMP (threadpoolctl) to one thread and Numba to one
