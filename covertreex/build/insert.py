@@ -148,9 +148,10 @@ def _build(metric, order, runtime, pool, progress, telemetry):
     records = []
     pos = 1
     # The batch's own tile (phase 3) does not depend on the scan: blocked walks queue it
-    # behind their blocks, so a thread whose block ends first takes it up.
-    # `perf/compare.py --base 5a6ed49 --preset gold-d3` put the build at 0.91x of a side
-    # thread of its own, which shared the two cores with both walks.
+    # behind their blocks, so a thread whose block ends first takes it up. Before 5d69688 it
+    # ran on a side thread that shared the two cores with both walks; with this and the
+    # pool's lasting workspaces, `perf/compare.py --base 5a6ed49 --preset gold-d3` put the
+    # build at 0.91x.
     tile_tasks = pool is not None and reuse
     for batch_index, size in enumerate(batch_sizes(n - 1, runtime.batch_size)):
         batch = order[pos:pos + size]

@@ -6,6 +6,7 @@ import numpy as np
 import numba
 
 from ..layout import SUBTREE_SCAN_MAX
+from ..threads import default_threads
 from ..tree import TreeArrays
 from ..walk import KNN, WalkPool, walk_blocks
 
@@ -47,6 +48,8 @@ def knn_search(strategy, tree: TreeArrays, layout, metric, qdata, rows, exclude,
     none = np.empty(0, dtype=np.int64)
     arrays = (tree.root, tree.levels, tree.radii, tree.parent_dist, tree.min_id_below,
               tree.child_ptr, tree.child_idx)
+    # No more threads (and workspaces) than blocks: a short query run has one or two.
+    workers = min(workers or default_threads(), -(-q // block))
     with WalkPool(metric, min(block, q), workers) as pool:
         pairs[::block] = walk_blocks(metric, qdata, KNN, rows, exclude, limit, arrays, none,
                                      none, none.astype(np.float64), hd, hi, pool, counters)

@@ -71,9 +71,9 @@ def gram_by_pairs(v, rows, cols, out):
 
 
 # A chunk with fewer flagged pairs than 1 in SPARSE_GRAM_DEN takes its V Gram entries one
-# dot product per flagged pair instead of one GEMM for all pairs. On this machine kind a
-# 512-term dot product took 75-85 ns and a GEMM pair 15-20 ns (256 x 512 chunks; loads,
-# not multiplies, bound the dot product). Against a GEMM for every chunk,
+# dot product per flagged pair instead of one GEMM for all pairs. In a one-off timing on
+# this machine kind a 512-term dot product took 75-85 ns and a GEMM pair 15-20 ns (256 x 512
+# chunks; loads, not multiplies, bound the dot product). Against a GEMM for every chunk,
 # `perf/compare.py --base 5d69688 --preset gold-d3` gave builds 0.88x and queries 0.68x
 # with 4 here, 0.95x and 0.78x with 8, 0.98x and 0.72x with 2.
 SPARSE_GRAM_DEN = 4
