@@ -14,7 +14,7 @@ SOURCE_HASH := $(shell cat $$(find covertreex -name '*.py' | sort) | cksum | cut
 export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache/$(SOURCE_HASH)
 
 # The quick benchmark with its recall check and PASS/FAIL verdicts (perf/thresholds.toml).
-BENCH_QUICK := $(PY) -m covertreex bench --preset quick --check
+BENCH_QUICK := $(PY) -m covertreex_bench bench --preset quick --check
 # The benchmark box's presets: one process each, figures and telemetry under out/bench/.
 BENCH_ALL_PRESETS := gold-d3 gold-d8 euclid-32k vecchia-d3
 
@@ -37,7 +37,7 @@ test: $(STAMP)
 
 # Ends by building the HTML report (reports/out/index.html) and printing its path; the report
 # is built even when a verdict fails, and the bench's exit status is kept.
-REPORT := $(PY) -m covertreex report --out reports/out
+REPORT := $(PY) -m covertreex_bench report --out reports/out
 
 bench: $(STAMP)
 	@mkdir -p out/bench
@@ -51,13 +51,13 @@ asv: $(STAMP)
 	$(ASV) publish
 
 profile: $(STAMP)
-	$(PY) -m covertreex profile --preset quick
+	$(PY) -m covertreex_bench profile --preset quick
 
 bench-all: $(STAMP)
 	@mkdir -p out/bench
 	@status=0; for p in $(BENCH_ALL_PRESETS); do \
-	  echo "$(PY) -m covertreex bench --preset $$p --check --json out/bench/$$p.json --log out/bench/$$p.jsonl"; \
-	  $(PY) -m covertreex bench --preset $$p --check --json out/bench/$$p.json --log out/bench/$$p.jsonl || status=1; \
+	  echo "$(PY) -m covertreex_bench bench --preset $$p --check --json out/bench/$$p.json --log out/bench/$$p.jsonl"; \
+	  $(PY) -m covertreex_bench bench --preset $$p --check --json out/bench/$$p.json --log out/bench/$$p.jsonl || status=1; \
 	done; exit $$status
 
 # Per-PR performance gate: the quick preset against perf/thresholds.toml (tests/perf; figures in

@@ -60,7 +60,7 @@ _cache = _numba_cache_dir()
 if _cache is not None:
     os.environ["NUMBA_CACHE_DIR"] = _cache
 
-# Preset names as covertreex.workloads knows them; "NAME@n=N" is workloads.scaled(NAME, N),
+# Preset names as covertreex_bench.workloads knows them; "NAME@n=N" is workloads.scaled(NAME, N),
 # the name scaled() itself gives the smaller copy.
 if GOLD:
     RESIDUAL_PRESETS = ["gold-d3", "gold-d8"]

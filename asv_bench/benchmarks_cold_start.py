@@ -20,7 +20,7 @@ from . import _common as c
 # workload definitions.
 SCRIPT = f"""
 from covertreex import CoverTree, Runtime
-from covertreex.workloads import load_workload, scaled
+from covertreex_bench.workloads import load_workload, scaled
 for name in ("quick", "euclid-32k"):
     w = load_workload(scaled(name, {c.WARMUP_N}, {c.WARMUP_QUERIES}))
     tree = CoverTree(Runtime(metric=w.preset.metric)).fit(w.fit_input)

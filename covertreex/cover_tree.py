@@ -9,12 +9,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ._validation import as_ids, as_points, as_positive_int
-from .build.insert import build_tree
-from .build.order import hilbert_keys, insertion_order
+from .insert.insert import build_tree
+from .insert.order import hilbert_keys, insertion_order
 from .metrics.euclidean import EuclideanMetric
 from .metrics.residual.backend import ResidualBackend
 from .metrics.residual.metric import ResidualMetric
-from .layout import Layout, make_layout
+from .engine.layout import Layout, make_layout
 from .query.knn import knn_search
 from .runtime import Runtime
 from .threads import thread_limits

@@ -51,7 +51,7 @@ def measure(preset_name: str, repeat: int, n: int | None) -> dict:
     """Runs inside the child: figures of ``repeat`` builds + query runs of one preset."""
     import covertreex
     from covertreex import CoverTree, Runtime
-    from covertreex.workloads import get_preset, load_workload, scaled
+    from covertreex_bench.workloads import get_preset, load_workload, scaled
 
     preset = get_preset(preset_name)
     if n is not None:

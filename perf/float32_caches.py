@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from covertreex import Phases
 from covertreex.metrics.residual.metric import ResidualMetric
-from covertreex.workloads import load_workload
+from covertreex_bench.workloads import load_workload
 
 MIB = 2 ** 20
 

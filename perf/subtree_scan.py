@@ -3,10 +3,10 @@
     .venv/bin/python perf/subtree_scan.py [--preset euclid-32k] [--rounds 11] [--sizes 0 64 256 1024]
 
 Fits the preset's tree once, then times ``knn`` on the preset's fresh queries with
-``covertreex.layout.SUBTREE_SCAN_MAX`` set to each size in turn (0: walk every node), and
+``covertreex.engine.layout.SUBTREE_SCAN_MAX`` set to each size in turn (0: walk every node), and
 scipy's cKDTree with as many workers as Numba has threads, all interleaved in one loop so
 that machine noise hits every variant alike; cKDTree starts after the tree's worker threads
-have gone idle (covertreex.bench.settle_workers). Prints medians, pairs evaluated per query and
+have gone idle (covertreex_bench.bench.settle_workers). Prints medians, pairs evaluated per query and
 the ratio to cKDTree (issue 2 asks for at most 2x).
 """
 
@@ -21,9 +21,9 @@ from scipy.spatial import cKDTree
 
 import covertreex.query.knn as knn_module
 from covertreex import CoverTree, Runtime
-from covertreex.bench import settle_workers
-from covertreex.layout import SUBTREE_SCAN_MAX
-from covertreex.workloads import load_workload
+from covertreex_bench.bench import settle_workers
+from covertreex.engine.layout import SUBTREE_SCAN_MAX
+from covertreex_bench.workloads import load_workload
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ import warnings
 
 from covertreex import CoverTree, Runtime
 from covertreex.runtime import configure_threading
-from covertreex.workloads import get_preset, load_workload, scaled
+from covertreex_bench.workloads import get_preset, load_workload, scaled
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from covertreex import Phases
 from covertreex.metrics.residual.metric import ResidualMetric, exact_thresholds
-from covertreex.workloads import load_workload
+from covertreex_bench.workloads import load_workload
 
 ROWS, COLS = 512, 8192
 

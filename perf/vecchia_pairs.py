@@ -18,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from covertreex import CoverTree, Runtime
-from covertreex.workloads import get_preset, load_workload, scaled
+from covertreex_bench.workloads import get_preset, load_workload, scaled
 
 
 def main() -> None:

@@ -15,8 +15,8 @@ import types
 import numba
 import pytest
 
-from covertreex import cli
-from covertreex.cli import main
+from covertreex_bench import cli
+from covertreex_bench.cli import main
 from covertreex.telemetry import read_jsonl
 
 JSON_FIELDS = (
@@ -80,7 +80,7 @@ def test_diagnostics_help(capsys):
 
 
 def test_python_dash_m_runs_the_cli():
-    proc = subprocess.run([sys.executable, "-m", "covertreex", "bench", "--help"],
+    proc = subprocess.run([sys.executable, "-m", "covertreex_bench", "bench", "--help"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "covertreex bench" in proc.stdout
 
@@ -226,7 +226,7 @@ def test_bench_ladder_has_one_object_per_step(tmp_path, capsys, restore_threads)
 def test_progress_rewrites_one_line_on_a_terminal():
     import io
 
-    from covertreex.bench import Progress
+    from covertreex_bench.bench import Progress
 
     stream = io.StringIO()
     progress = Progress("build quick", stream=stream, tty=True)
@@ -240,7 +240,7 @@ def test_progress_rewrites_one_line_on_a_terminal():
 def test_progress_prints_periodic_plain_lines_elsewhere():
     import io
 
-    from covertreex.bench import Progress
+    from covertreex_bench.bench import Progress
 
     stream = io.StringIO()
     progress = Progress("build quick", stream=stream, tty=False, interval=3600.0)

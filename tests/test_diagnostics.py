@@ -9,8 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from covertreex import CoverTree, Runtime, build_residual_backend, diagnostics
-from covertreex.cli import main
+from covertreex import CoverTree, Runtime, build_residual_backend
+from covertreex_bench import diagnostics
+from covertreex_bench.cli import main
 from covertreex.kernels import RBF
 from covertreex.phases import Phases
 from covertreex.telemetry import (

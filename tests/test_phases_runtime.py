@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from covertreex import CoverTree, Phases, Runtime, configure_threading
-from covertreex.build.insert import ResidualPairwiseCacheError, conflict_pairwise
+from covertreex.insert.insert import ResidualPairwiseCacheError, conflict_pairwise
 from covertreex.metrics.residual import build_residual_backend
 from covertreex.phases import PHASE_NUMBERS
 from covertreex.threads import thread_limits
-from covertreex.workloads import get_preset, load_workload
+from covertreex_bench.workloads import get_preset, load_workload
 
 
 def test_all_and_baseline_are_opposites():

@@ -14,14 +14,14 @@ import warnings
 import numpy as np
 import pytest
 
-from covertreex.profiling import gil
-from covertreex.profiling.capture import CATEGORIES, SessionClassifier
+from covertreex_bench.profiling import gil
+from covertreex_bench.profiling.capture import CATEGORIES, SessionClassifier
 
 
 @pytest.fixture(scope="module")
 def profile_run(tmp_path_factory):
     """One `covertreex profile` run on a scaled-down quick preset (compiles the kernels)."""
-    from covertreex import profile_cli
+    from covertreex_bench import profile_cli
 
     out = tmp_path_factory.mktemp("profile")
     argv = ["--preset", "quick", "--n", "700", "--queries", "32", "--out", str(out),
@@ -143,13 +143,13 @@ def test_gil_probes_cover_the_nopython_tile_kernel(profile_run):
 def test_classifier_puts_detached_kernel_records_in_their_region():
     """A compiled-kernel record (thread root, then the kernel frame) belongs to the region of
     the record before it."""
-    import covertreex.walk_kernels as wk
-    from covertreex.profiling.capture import REGIONS
+    import covertreex.engine.walk_kernels as wk
+    from covertreex_bench.profiling.capture import REGIONS
 
     kernel = next(obj for obj in vars(wk).values() if gil._is_dispatcher(obj))
     code = kernel.py_func.__code__
     kframe = f"{code.co_name}\x00{code.co_filename}\x00{code.co_firstlineno}"
-    import covertreex.build.insert as ins
+    import covertreex.insert.insert as ins
 
     build_tree = ins.build_tree.__code__
     fit_file = __import__("covertreex.cover_tree", fromlist=["x"]).__file__
@@ -165,7 +165,7 @@ def test_classifier_puts_detached_kernel_records_in_their_region():
 
 
 def test_profile_rejects_unknown_preset(capsys):
-    from covertreex import profile_cli
+    from covertreex_bench import profile_cli
 
     assert profile_cli.main(["--preset", "no-such-preset", "--quiet"]) == 2
     assert "unknown preset" in capsys.readouterr().err

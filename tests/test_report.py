@@ -1,7 +1,7 @@
 """The static HTML report (covertreex report): synthetic inputs, empty inputs, no external URL.
 
 ``write_fixtures`` writes a small but complete set of inputs in the formats the report reads:
-asv 0.6 results (api_version 2), bench / gate JSON (covertreex.bench, one ladder), telemetry
+asv 0.6 results (api_version 2), bench / gate JSON (covertreex_bench.bench, one ladder), telemetry
 JSON lines (covertreex.telemetry records), perf/thresholds.toml and one profile summary with
 its pyinstrument HTML. tests/test_report_browser.py reuses it.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from covertreex.reports import SECTIONS, build_report
+from covertreex_bench.reports import SECTIONS, build_report
 from covertreex.telemetry import BatchRecord, BuildReport, QueryReport, build_records, query_record, write_jsonl
 
 COMMITS = ["a1" * 20, "b2" * 20, "c3" * 20]
@@ -41,7 +41,7 @@ def _summary(scale: float) -> dict:
 
 
 def _bench_result(preset: str, scale: float, step: str | None = None, verdicts=None) -> dict:
-    res = {"schema": "covertreex.bench", "version": 1, "preset": preset, "base_preset": preset,
+    res = {"schema": "covertreex_bench.bench", "version": 1, "preset": preset, "base_preset": preset,
            "metric": "residual_correlation", "n": 4096, "d": 3, "k": 50, "queries": 256,
            "phases": {name: step != "baseline" for name in PHASE_NAMES},
            "phases_label": "baseline" if step == "baseline" else "all",
@@ -130,7 +130,7 @@ def _profile_summary(html_names: dict) -> dict:
         return {"total_ms": total, "records": 100, "categories_ms": cats,
                 "shares": {k: v / total for k, v in cats.items()}, "python_share": python / total,
                 "compiled_share": (numba + blas) / total, "python_called_from_kernels_ms": 0.0,
-                "top_kernels": [{"kernel": "covertreex.walk_kernels.walk_block_kernel", "ms": numba}],
+                "top_kernels": [{"kernel": "covertreex.engine.walk_kernels.walk_block_kernel", "ms": numba}],
                 "top_lines": [{"where": "covertreex/walk.py:33", "ms": python,
                                "category": "covertreex_python", "text": "bound = visit_tile(...)"}],
                 "top_other": []}
@@ -144,7 +144,7 @@ def _profile_summary(html_names: dict) -> dict:
                      "query": {"queries": 128, "k": 50},
                      "callouts": {"build": region(py, nb, 30.0), "build_hot": region(py, nb, 30.0),
                                   "query": region(py / 4, nb / 8, 2.0)}})
-    kernel = {"kernel": "covertreex.walk_kernels.walk_block_kernel", "module": "covertreex.walk_kernels",
+    kernel = {"kernel": "covertreex.engine.walk_kernels.walk_block_kernel", "module": "covertreex.engine.walk_kernels",
               "name": "walk_block_kernel", "nogil": True, "parallel": False, "inline": "never",
               "signatures": 2, "compiled": True, "ir_source": "dispatcher",
               "sites": {"wrapper": {"numba_unpickle": 2}, "parfor_launch": {"numba_gil_ensure": 4},
@@ -187,7 +187,7 @@ def _profile_html(path: Path) -> None:
     try:
         from pyinstrument import Profiler
 
-        from covertreex.profiling.capture import write_session_files
+        from covertreex_bench.profiling.capture import write_session_files
 
         profiler = Profiler(interval=0.0005)
         profiler.start()
@@ -246,7 +246,7 @@ def write_fixtures(root: Path, *, regression: bool = True) -> dict:
         doc.update({"environment": ENV, "git_commit": commit, "git_dirty": False,
                     "created_unix": t0 + 3600 * i + 60})
         (gate / f"quick-{i}.json").write_text(json.dumps(doc))
-    ladder = {"schema": "covertreex.bench", "version": 1, "ladder": True, "preset": "quick",
+    ladder = {"schema": "covertreex_bench.bench", "version": 1, "ladder": True, "preset": "quick",
               "base_preset": "quick", "metric": "residual_correlation", "n": 4096,
               "steps": [_bench_result("quick", 1.0 - 0.09 * i, step=label) for i, label in enumerate(LADDER)],
               "environment": ENV, "git_commit": COMMITS[-1], "git_dirty": True,
@@ -424,7 +424,7 @@ def test_base_commit_and_no_regression(tmp_path):
 
 
 def test_report_cli(tmp_path, fixtures, capsys):
-    from covertreex import report_cli
+    from covertreex_bench import report_cli
 
     out = tmp_path / "site"
     argv = ["--out", str(out), "--asv", str(fixtures["asv"]), "--gate", str(fixtures["gate"][0]),
@@ -434,18 +434,18 @@ def test_report_cli(tmp_path, fixtures, capsys):
     printed = capsys.readouterr().out.strip()
     assert printed == str((out / "index.html").resolve())
     assert (out / "index.html").is_file()
-    # Through the `covertreex report` subcommand of covertreex.cli, when it exists.
+    # Through the `covertreex report` subcommand of covertreex_bench.cli, when it exists.
     try:
-        from covertreex import cli
+        from covertreex_bench import cli
     except ImportError:
-        pytest.skip("covertreex.cli not present")
+        pytest.skip("covertreex_bench.cli not present")
     assert cli.main(["report"] + argv[:2] + ["--asv", str(tmp_path / "none")] + ["--quiet"]) == 0
 
 
 def test_add_arguments_interface():
     import argparse
 
-    from covertreex import profile_cli, report_cli
+    from covertreex_bench import profile_cli, report_cli
 
     for module in (report_cli, profile_cli):
         parser = argparse.ArgumentParser()

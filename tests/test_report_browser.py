@@ -2,7 +2,7 @@
 and the page asks for no network resource.
 
 Two checks per page: the rendered DOM (``--dump-dom``) holds every ``data-section`` element of
-``covertreex.reports.SECTIONS`` with its SVG drawn or its table filled; and Chromium's net log
+``covertreex_bench.reports.SECTIONS`` with its SVG drawn or its table filled; and Chromium's net log
 (``--log-net-log``) holds no URL request started by the page (requests whose network isolation
 key is the file:// site). Host names resolve nowhere (``--host-resolver-rules``), so nothing
 leaves the machine even if a request were made. A control page with an external image proves
@@ -23,7 +23,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_report import assert_self_contained, parse_sections, write_fixtures  # noqa: E402
 
-from covertreex.reports import SECTIONS, build_report  # noqa: E402
+from covertreex_bench.reports import SECTIONS, build_report  # noqa: E402
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome",
             "headless_shell")

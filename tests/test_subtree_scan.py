@@ -1,6 +1,6 @@
 """The pointwise walks' shortcuts give the answers of the plain walk.
 
-- kNN queries scan small subtrees whole from a depth-first copy (covertreex.layout), comparing
+- kNN queries scan small subtrees whole from a depth-first copy (covertreex.engine.layout), comparing
   squared Euclidean distances: every scan size, from none (a pure walk) to every subtree, must
   give the reference's neighbours, in predecessor mode too;
 - the depth-first ranks put every subtree in one run;
@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from numba import njit
 
 from covertreex import reference as ref
-from covertreex.build.conflict_kernels import _conflict
-from covertreex.frontier_kernels import level_of_distance, pow2
-from covertreex.layout_kernels import bfs_layout, subtree_ranges
+from covertreex.insert.conflict_kernels import _conflict
+from covertreex.engine.frontier_kernels import level_of_distance, pow2
+from covertreex.engine.layout_kernels import bfs_layout, subtree_ranges
 from covertreex.metrics.euclidean import distance_to_square
 from covertreex.tree import FLOOR_LEVEL, children_csr
 import covertreex.query.knn as knn_module

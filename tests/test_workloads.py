@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from covertreex.kernels import RBF
-from covertreex.workloads import (
+from covertreex_bench.workloads import (
     PRESETS,
     Preset,
     Workload,

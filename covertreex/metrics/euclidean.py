@@ -7,7 +7,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..metric_kernels import specialise
+from ..engine.specialise import specialise
 from .distance_kernels import sq_distance, sq_distance_tile
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import numba
 
-from ..layout import SUBTREE_SCAN_MAX
+from ..engine.layout import SUBTREE_SCAN_MAX
 from ..threads import default_threads
 from ..tree import TreeArrays
-from ..walk import KNN, WalkPool, walk_blocks
+from ..engine.walk import KNN, WalkPool, walk_blocks
 
 
 def sorted_results(hd: np.ndarray, hi: np.ndarray):

@@ -9,9 +9,9 @@ query's own id); subtrees whose smallest id is >= limit are skipped whole.
 import numpy as np
 from numba import njit, prange
 
-from ..frontier_kernels import may_descend
+from ..engine.frontier_kernels import may_descend
 
-# Templates below call a metric's kernels, bound per metric when covertreex.metric_kernels
+# Templates below call a metric's kernels, bound per metric when covertreex.engine.specialise
 # compiles them: ``pair(qdata, i, tdata, j)`` and its cheaper monotone key ``pair_key`` with
 # ``key_to_distance``, ``distance_to_key``. These module-level names are never called.
 pair = pair_key = key_to_distance = distance_to_key = None
@@ -108,7 +108,7 @@ def knn_pointwise(qdata, ldata, rows, exclude, limit, order, child_start, child_
                   radii, min_id_below, subtree_start, subtree_size, dfs_ids,
                   dfs_data, scan_max, slack, n_chunks, hd, hi, pairs):
     """Depth-first, nearest-subtree-first kNN per row over a breadth-first layout
-    (covertreex.layout: position 0 is the root, arrays indexed by position, ldata the
+    (covertreex.engine.layout: position 0 is the root, arrays indexed by position, ldata the
     pair data in position order). A subtree of at most scan_max nodes that may hold a
     neighbour is scanned whole from the depth-first copy (dfs_ids, dfs_data) instead of
     walked. Fills the heaps hd, hi (q, k) with dataset ids and pairs (q,), the distances

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from covertreex import CoverTree, bench
+from covertreex import CoverTree
+from covertreex_bench import bench
 from covertreex.phases import Phases
-from covertreex.workloads import get_preset, load_workload
+from covertreex_bench.workloads import get_preset, load_workload
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "out" / "gate"

@@ -15,7 +15,7 @@ from numba import njit
 
 from ...kernels import MATERN52_CODE
 from ..._cycles import read_cycles
-from ...metric_kernels import ALL_PAIRS, specialise
+from ...engine.specialise import ALL_PAIRS, specialise
 from ...telemetry import (F32_DECIDED, F32_REFINED, KP_MS, KP_PAIRS, KP_TICKS, WB_MS,
                           WB_PAIRS, WB_TICKS)
 from ..distance_kernels import sq_distance
@@ -64,7 +64,7 @@ def residual_pair(qdata, i, tdata, j):
 def gram_by_pairs(v, rows, cols, out):
     """out[a, b] = V[rows[a]] . V[cols[b]], one dot product per pair: the pre-audit
     path that phase 1 (block_gemm) replaces with a GEMM. Serial: walks already run one
-    block per core (covertreex.walk.walk_blocks)."""
+    block per core (covertreex.engine.walk.walk_blocks)."""
     for a in range(rows.shape[0]):
         for b in range(cols.shape[0]):
             out[a, b] = _row_dot(v, rows[a], cols[b])

@@ -4,7 +4,7 @@
 
 Writes, into DIR (default ``profiling/out/<preset>``), per phase setting the pyinstrument
 HTML, session, JSON and speedscope files, and one ``summary.json`` (structure in
-``covertreex.profiling``). Exit status 0 when the static scan finds every compiled hot kernel
+``covertreex_bench.profiling``). Exit status 0 when the static scan finds every compiled hot kernel
 clean, 1 when it finds a hot-path GIL or Python call, 2 on a bad request.
 """
 
@@ -37,7 +37,7 @@ output (DIR):
   <preset>-<phases>.pyisession       pyinstrument session (pyinstrument --load FILE)
   <preset>-<phases>.json             pyinstrument JSON renderer (frame tree)
   <preset>-<phases>.speedscope.json  speedscope profile
-  summary.json                       every figure (structure: python -c 'import covertreex.profiling as p; help(p)')
+  summary.json                       every figure (structure: python -c 'import covertreex_bench.profiling as p; help(p)')
 
 exit status: 0 every compiled hot kernel passes the static scan, 1 one does not (or a
 capture failed), 2 a bad request.
@@ -51,7 +51,7 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", required=True, metavar="NAME",
-                        help="named workload (covertreex.workloads.PRESETS)")
+                        help="named workload (covertreex_bench.workloads.PRESETS)")
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="output folder (default: profiling/out/<preset>)")
     parser.add_argument("--phases", choices=("all", "baseline", "both"), default="both",
@@ -150,7 +150,7 @@ def resolve_preset(name: str, n: int | None, queries: int | None):
 
 
 def run(args, say) -> tuple[dict, Path]:
-    from ..phases import Phases
+    from covertreex.phases import Phases
     from ..workloads import load_workload
     from .capture import profile_phase
     from .gil import gil_evidence
@@ -271,7 +271,7 @@ def print_summary(summary: dict, path: Path) -> None:
 
 
 def main(args=None) -> int:
-    """Entry point: ``args`` is an argv list (as ``covertreex.cli`` passes it), None for
+    """Entry point: ``args`` is an argv list (as ``covertreex_bench.cli`` passes it), None for
     sys.argv, or a namespace already parsed by a parser that ``add_arguments`` filled."""
     if args is None or isinstance(args, (list, tuple)):
         argv = list(sys.argv[1:] if args is None else args)

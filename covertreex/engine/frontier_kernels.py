@@ -11,7 +11,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .tree import FLOOR_LEVEL
+from ..tree import FLOOR_LEVEL
 
 
 @njit(nogil=True, inline="always")

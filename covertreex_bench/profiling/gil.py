@@ -113,7 +113,7 @@ def hot_kernels(module_names=None) -> tuple[list[Kernel], dict[str, str]]:
 
 def _specialised(obj):
     """(field, dispatcher) pairs of a MetricKernels (a metric's specialised walks)."""
-    from ..metric_kernels import MetricKernels
+    from covertreex.engine.specialise import MetricKernels
 
     if not isinstance(obj, MetricKernels):
         return []
@@ -431,16 +431,16 @@ def control_scenarios(unit_s: float = 0.05) -> list[Scenario]:
 
 def _residual_metric(workload, phases):
     """A residual metric over the workload's backend without building a tree."""
-    from ..runtime import Runtime
+    from covertreex.runtime import Runtime
 
     runtime = Runtime(metric=workload.preset.metric, phases=phases)
     try:
-        from ..cover_tree import _make_metric
+        from covertreex.cover_tree import _make_metric
 
         metric, _ = _make_metric(runtime, workload.fit_input)
         return metric
     except Exception:
-        from ..cover_tree import CoverTree
+        from covertreex.cover_tree import CoverTree
 
         return CoverTree(runtime).fit(workload.fit_input).metric
 
@@ -452,12 +452,12 @@ def library_scenarios(preset="quick", n: int = 8192, rows: int = 512, cols: int 
     only: names of the scenarios wanted (None: all). Returns (scenarios, notes); a scenario
     that cannot be built is named in the notes.
     """
-    from ..cover_tree import CoverTree
-    from ..metric_kernels import ALL_PAIRS
-    from ..metrics.residual.metric import exact_thresholds
-    from ..phases import Phases
-    from ..runtime import Runtime
-    from ..telemetry import new_counters
+    from covertreex.cover_tree import CoverTree
+    from covertreex.engine.specialise import ALL_PAIRS
+    from covertreex.metrics.residual.metric import exact_thresholds
+    from covertreex.phases import Phases
+    from covertreex.runtime import Runtime
+    from covertreex.telemetry import new_counters
     from ..workloads import get_preset, load_workload, scaled
 
     notes = []
@@ -664,7 +664,7 @@ def py_spy(scenarios=PY_SPY_SCENARIOS, seconds: float = 3.0, preset: str = "quic
            n: int = 8192, timeout: float = 300.0) -> dict:
     """Probe (d): share of py-spy samples holding the GIL while a scenario runs.
 
-    Each scenario runs in a child process (``python -m covertreex.profiling.gil``); once its
+    Each scenario runs in a child process (``python -m covertreex_bench.profiling.gil``); once its
     setup is done and the kernels are compiled, ``py-spy record --pid`` samples it for
     ``seconds``, once plainly and once with ``--gil`` (only samples of a thread holding the
     GIL). The control_gil scenario holds the GIL on purpose: the contrast shows the probe works.
@@ -694,7 +694,7 @@ def py_spy(scenarios=PY_SPY_SCENARIOS, seconds: float = 3.0, preset: str = "quic
 
 def _py_spy_one(exe, scenario, seconds, preset, n, timeout) -> dict:
     child = subprocess.Popen(
-        [sys.executable, "-m", "covertreex.profiling.gil", "--scenario", scenario,
+        [sys.executable, "-m", "covertreex_bench.profiling.gil", "--scenario", scenario,
          "--seconds", str(2 * seconds + 4), "--preset", preset, "--n", str(n)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -748,9 +748,9 @@ def warm_kernels(preset="quick", n: int = 1100, phases_list=("all", "baseline"))
     """Compile the hot kernels: build and query a small copy of ``preset`` and of a preset of
     the other metric (Euclidean: pointwise and blocked) under every phase setting. Returns
     seconds."""
-    from ..cover_tree import CoverTree
-    from ..phases import Phases
-    from ..runtime import Runtime
+    from covertreex.cover_tree import CoverTree
+    from covertreex.phases import Phases
+    from covertreex.runtime import Runtime
     from ..workloads import get_preset, load_workload, scaled
 
     t0 = time.perf_counter()
@@ -772,7 +772,7 @@ def warm_kernels(preset="quick", n: int = 1100, phases_list=("all", "baseline"))
 
 def gil_evidence(preset="quick", *, n: int = 8192, seconds: float = 0.5, warm: bool = True,
                  py_spy_probe: bool = True, say=None) -> dict:
-    """All four probes; the ``gil`` object of the profile summary (see covertreex.profiling)."""
+    """All four probes; the ``gil`` object of the profile summary (see covertreex_bench.profiling)."""
     say = say or (lambda msg: None)
     out = {"preset": str(preset), "n": n, "warm_s": None}
     if warm:
@@ -822,7 +822,7 @@ def _main(argv=None) -> int:
     """Child process of the py-spy probe: set up one scenario, print READY, run it a while."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m covertreex.profiling.gil")
+    parser = argparse.ArgumentParser(prog="python -m covertreex_bench.profiling.gil")
     parser.add_argument("--scenario", default="residual_tile_kernel")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--preset", default="quick")

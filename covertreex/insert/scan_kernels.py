@@ -3,16 +3,16 @@
 For a batch point p and tree nodes q, q "claims" p when d(p, q) <= 2**level(q); the
 lowest claim level B = min over claiming q of level_of_distance(d(p, q)) fixes p's
 insertion level B - 1, the highest level at which p is separated from every node
-(proof in covertreex/build/insert.py). The claiming node at B is p's parent. A subtree
+(proof in covertreex/insert/insert.py). The claiming node at B is p's parent. A subtree
 of g can lower B only through a node w with d(p, w) <= min(2**(level(g) - 1), 2**(B - 1)).
 """
 
 import numpy as np
 from numba import njit, prange
 
-from ..frontier_kernels import level_of_distance, may_descend, pow2
+from ..engine.frontier_kernels import level_of_distance, may_descend, pow2
 
-# Templates below call a metric's kernels, bound per metric when covertreex.metric_kernels
+# Templates below call a metric's kernels, bound per metric when covertreex.engine.specialise
 # compiles them: ``pair(qdata, i, tdata, j)`` and its cheaper monotone key ``pair_key`` with
 # ``key_to_distance``, ``distance_to_key``. These module-level names are never called.
 pair = pair_key = key_to_distance = distance_to_key = None

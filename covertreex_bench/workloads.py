@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels import RBF, Matern52
+from covertreex.kernels import RBF, Matern52
 
 EUCLIDEAN = "euclidean"
 RESIDUAL = "residual_correlation"
@@ -192,7 +192,7 @@ def load_workload(preset: str | Preset) -> Workload:
     p = get_preset(preset)
     points = make_points(p)
     if p.is_residual:
-        from .metrics.residual import build_residual_backend
+        from covertreex.metrics.residual import build_residual_backend
 
         backend = build_residual_backend(
             points, kernel=p.kernel, inducing_count=p.inducing, seed=p.seed

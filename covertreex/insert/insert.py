@@ -17,11 +17,11 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from ..metric_kernels import ALL_PAIRS
+from ..engine.specialise import ALL_PAIRS
 from ..telemetry import (F32_DECIDED, F32_REFINED, KP_MS, KP_PAIRS, WALK_MS, WB_MS, WB_PAIRS,
                          BatchRecord, new_counters, settle)
 from ..tree import FLOOR_LEVEL, TreeArrays, children_csr, finalize
-from ..walk import WalkPool
+from ..engine.walk import WalkPool
 from .conflict_kernels import conflict_graph, luby_mis, place_round
 from .scan import scan_batch
 

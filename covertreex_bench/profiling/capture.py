@@ -462,7 +462,7 @@ def runtime_for(preset, phases, threads=1):
     """The preset's Runtime for a capture. One thread by default: pyinstrument samples only the
     thread that started it, and with one worker the blocked walks run in that thread (with
     more, their kernels would run in pool threads the profile never sees)."""
-    from ..runtime import Runtime
+    from covertreex.runtime import Runtime
 
     return Runtime(metric=preset.metric, phases=phases, batch_size=preset.batch_size,
                    seed=preset.seed, threads=threads)
@@ -470,7 +470,7 @@ def runtime_for(preset, phases, threads=1):
 
 def warm_up(preset, phases, n: int = 1100) -> float:
     """Build and query a small copy of the preset with the same phases: compiles Numba."""
-    from ..cover_tree import CoverTree
+    from covertreex.cover_tree import CoverTree
     from ..workloads import load_workload, scaled
 
     t0 = time.perf_counter()
@@ -489,7 +489,7 @@ def profile_phase(preset, workload, phases, label: str, out_dir: Path, *,
     from pyinstrument import Profiler
     from pyinstrument.session import Session
 
-    from ..cover_tree import CoverTree
+    from covertreex.cover_tree import CoverTree
 
     say = say or (lambda msg: None)
     entry = {"phases": label, "phase_flags": phases.as_dict(), "warm_s": None}

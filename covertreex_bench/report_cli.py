@@ -1,7 +1,7 @@
-"""``covertreex report``: one self-contained static HTML report (hook module for covertreex.cli).
+"""``covertreex report``: one self-contained static HTML report (hook module for covertreex_bench.cli).
 
 Interface: ``add_arguments(parser)`` fills an argparse parser; ``main(args) -> int`` takes the
-argv list after the subcommand name (what covertreex.cli passes), None for sys.argv, or a
+argv list after the subcommand name (what covertreex_bench.cli passes), None for sys.argv, or a
 namespace parsed by a parser that ``add_arguments`` filled.
 """
 

@@ -10,11 +10,11 @@ them) and try again, until the batch is placed.
 import numpy as np
 from numba import njit, prange
 
-from ..frontier_kernels import level_of_distance, pow2
+from ..engine.frontier_kernels import level_of_distance, pow2
 from ..tree import FLOOR_LEVEL
 
 # Templates below call ``pair(qdata, i, tdata, j)``, a metric's pair kernel, bound per metric
-# when covertreex.metric_kernels compiles them; this module-level name is never called.
+# when covertreex.engine.specialise compiles them; this module-level name is never called.
 pair = None
 
 

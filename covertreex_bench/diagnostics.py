@@ -24,7 +24,7 @@ import csv
 import statistics
 import sys
 
-from .telemetry import BATCH_FIGURES, BatchRecord, BuildReport, read_jsonl
+from covertreex.telemetry import BATCH_FIGURES, BatchRecord, BuildReport, read_jsonl
 
 RESIDUAL = "residual_correlation"
 

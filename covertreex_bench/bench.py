@@ -15,7 +15,7 @@ One bench run of a preset (``run_preset``):
    that did not reuse their pairwise distances) and are judged against ``perf/thresholds.toml``.
 
 The result is one JSON-ready dict (``SCHEMA_ID``); ``run_ladder`` makes one per step of
-``Phases.ladder()``. The CLI (``covertreex.cli``), the pytest gate (``tests/perf``) and the
+``Phases.ladder()``. The CLI (``covertreex_bench.cli``), the pytest gate (``tests/perf``) and the
 base-commit comparison (``perf/compare.py``) all go through here, so they measure the same thing.
 """
 
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA_ID = "covertreex.bench"
+SCHEMA_ID = "covertreex_bench.bench"
 SCHEMA_VERSION = 1
 
 # Warm-up instance: three insertion batches of 512 exercise the multi-batch paths.
@@ -99,7 +99,7 @@ def make_runtime(preset, phases=None, threads=None):
     phases None lets Runtime read COVERTREEX_PHASE_* (default: all phases on); batch order
     and the other settings follow Runtime's own defaults and environment variables.
     """
-    from .runtime import Runtime
+    from covertreex.runtime import Runtime
 
     return Runtime(metric=preset.metric, phases=phases, batch_size=preset.batch_size,
                    seed=preset.seed, threads=threads)
@@ -259,7 +259,7 @@ def warm_up(preset, phases=None, threads=None) -> float:
     The instance has the preset's metric, dimension, k and query mode, and the same phases
     (each phase selects its own kernels).
     """
-    from .cover_tree import CoverTree
+    from covertreex.cover_tree import CoverTree
     from .workloads import load_workload, scaled
 
     n = min(WARMUP_N, preset.n)
@@ -276,7 +276,7 @@ def measure(preset, workload, runtime, repeat: int = 1, progress_factory=None) -
 
     progress_factory: None, or callable(run_index) returning a ``fit(progress=...)`` callback.
     """
-    from .cover_tree import CoverTree
+    from covertreex.cover_tree import CoverTree
 
     if repeat < 1:
         raise BenchError(f"repeat must be >= 1, got {repeat}")
@@ -327,7 +327,7 @@ def compute_reference(preset, workload, threads=None, repeat: int = 1) -> Refere
     """
     from threadpoolctl import threadpool_limits
 
-    from . import reference
+    from covertreex import reference
 
     workers = threads or _affinity() or 1
     ckdtree_ms = None
@@ -356,7 +356,7 @@ def compute_reference(preset, workload, threads=None, repeat: int = 1) -> Refere
 
 def recall_of(preset, workload, idx, dist, ref: Reference) -> float:
     """Recall of one result against the reference (1.0 = exact), via covertreex.reference."""
-    from . import reference
+    from covertreex import reference
 
     if preset.is_residual:
         return float(reference.check_residual_knn(
@@ -623,7 +623,7 @@ def failed(verdicts) -> list[Verdict]:
 def _log_records(preset, step, run, build_report, query_report):
     """Telemetry records of one run, tagged with preset, run (and ladder step): extra keys the
     schema allows."""
-    from .telemetry import build_records, query_record
+    from covertreex.telemetry import build_records, query_record
 
     tag = {"preset": preset.name, "run": run}
     if step is not None:
@@ -716,7 +716,7 @@ def run_ladder(preset, *, repeat=1, check=False, threads=None, scaled=False, pro
     falls on every step alike instead of on the later ones. A step's figures are the medians
     over its ``repeat`` rounds.
     """
-    from .phases import Phases
+    from covertreex.phases import Phases
     from .workloads import load_workload
 
     say = say or (lambda msg: None)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import numba
 
-from ..layout import make_layout
-from ..walk import SCAN, walk_blocks
+from ..engine.layout import make_layout
+from ..engine.walk import SCAN, walk_blocks
 
 
 def scan_batch(strategy, metric, batch, levels, radii, parent_dist, min_id_below, child_ptr,

@@ -12,7 +12,7 @@ __all__ = ["SECTIONS", "build_report", "main"]
 
 
 def main(argv=None) -> int:
-    """``covertreex report`` (see covertreex.report_cli)."""
+    """``covertreex report`` (see covertreex_bench.report_cli)."""
     from ..report_cli import main as _main
 
     return _main(argv)

@@ -1,6 +1,6 @@
 """Profiling suite: pyinstrument captures, Python-callout and GIL evidence (DESIGN section 8).
 
-``covertreex profile --preset NAME`` (``covertreex.profiling.cli``) writes per phase setting
+``covertreex profile --preset NAME`` (``covertreex_bench.profiling.cli``) writes per phase setting
 the pyinstrument HTML, session, JSON and speedscope files, and ``summary.json``::
 
     {
@@ -9,7 +9,7 @@ the pyinstrument HTML, session, JSON and speedscope files, and ``summary.json``:
       "preset": {"name", "base", "metric", "n", "d", "k", "queries", "inducing",
                  "predecessor_mode", "scaled"},
       "data_ms": float,                      # workload (backend) construction, not profiled
-      "environment": {...},                  # covertreex.bench.environment(): versions, threads
+      "environment": {...},                  # covertreex_bench.bench.environment(): versions, threads
       "git_commit": str | null, "git_dirty": bool | null,
       "runs": [                              # one per phase setting ("all", "baseline")
         {"phases": "all", "phase_flags": {name: bool}, "warm_s": float,
@@ -67,7 +67,7 @@ SCHEMA_VERSION = 1
 
 
 def main(argv=None) -> int:
-    """``covertreex profile`` (see covertreex.profiling.cli)."""
+    """``covertreex profile`` (see covertreex_bench.profiling.cli)."""
     from .cli import main as _main
 
     return _main(argv)

@@ -4,7 +4,7 @@
   ``<asv>/<machine>/machine.json`` and ``<asv>/<machine>/<commit>-<env>.json``, whose
   ``results`` map a benchmark name to a row laid out by ``result_columns`` (``result`` is a
   list over the product of the benchmark's ``params``; time in seconds, peakmemory in bytes);
-- bench / gate JSON written by ``covertreex bench --json`` (``schema: covertreex.bench``;
+- bench / gate JSON written by ``covertreex bench --json`` (``schema: covertreex_bench.bench``;
   ladder runs hold one result per step under ``steps``);
 - telemetry JSON lines (``covertreex.telemetry.read_jsonl``);
 - profile summaries (``summary.json`` of ``covertreex profile``, ``schema: covertreex.profile``);
@@ -259,10 +259,10 @@ def load_bench(source: str, paths, inputs: Inputs) -> list[dict]:
         except (OSError, ValueError) as exc:
             inputs.skipped.append((source, str(path), f"not JSON: {exc}"))
             continue
-        if not isinstance(doc, dict) or not (doc.get("schema") == "covertreex.bench" or
+        if not isinstance(doc, dict) or not (doc.get("schema") == "covertreex_bench.bench" or
                                               "build_wall_ms" in doc or "steps" in doc):
             inputs.skipped.append((source, str(path), "not a covertreex bench record "
-                                   "(no schema covertreex.bench, build_wall_ms or steps)"))
+                                   "(no schema covertreex_bench.bench, build_wall_ms or steps)"))
             continue
         inputs.docs.append((source, str(path), doc))
         env = doc.get("environment") or {}
@@ -328,7 +328,7 @@ def expand_log_paths(items) -> list[Path]:
 
 
 def load_logs(paths, inputs: Inputs) -> None:
-    from ..telemetry import read_jsonl
+    from covertreex.telemetry import read_jsonl
 
     batches, builds, queries = [], [], []
     if not paths:

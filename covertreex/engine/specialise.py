@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from .build import conflict_kernels, scan_kernels
-from .query import knn_kernels
+from ..insert import conflict_kernels, scan_kernels
+from ..query import knn_kernels
 from . import walk_kernels
 
 _PAIR = ("pair",)
@@ -68,7 +68,7 @@ def _compile(template, options: dict, bindings: dict, tag: str):
 def specialise(tag: str, pair, tile_kernel, pair_key=None, key_to_distance=same_value,
                distance_to_key=same_value) -> MetricKernels:
     """The tree's kernels for the metric named ``tag``, given its pair kernel
-    ``pair(qdata, i, tdata, j)`` and its tile kernel (see ``covertreex.walk_kernels``).
+    ``pair(qdata, i, tdata, j)`` and its tile kernel (see ``covertreex.engine.walk_kernels``).
 
     Scans of whole subtrees compare a cheaper key instead of the distance (pynndescent's
     squared distances): ``pair_key`` (default ``pair``) must be monotone in the distance,

@@ -3,21 +3,21 @@
 A block of rows walks the tree together: each step evaluates the rows against the
 joint frontier as one tile, applies the claims (build scan) or heap offers (kNN),
 and expands the frontier. The walk, the tiles and the telemetry stay in Numba
-without the GIL; ``covertreex.walk`` holds the Python twin that phase 6 replaces.
+without the GIL; ``covertreex.engine.walk`` holds the Python twin that phase 6 replaces.
 """
 
 import numpy as np
 from numba import njit
 
-from .build.scan_kernels import claim_bounds, claim_tile
+from ..insert.scan_kernels import claim_bounds, claim_tile
 from .frontier_kernels import expand_frontier, pow2
-from .query.knn_kernels import merge_tile_sorted, offer_tile
+from ..query.knn_kernels import merge_tile_sorted, offer_tile
 
 SCAN = 0
 KNN = 1
 
 # walk_block_kernel is a template calling ``tile_kernel``, a metric's tile kernel, bound per
-# metric when covertreex.metric_kernels compiles it; this module-level name is never called.
+# metric when covertreex.engine.specialise compiles it; this module-level name is never called.
 tile_kernel = None
 
 

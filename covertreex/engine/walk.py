@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .frontier_kernels import expand_frontier
-from .telemetry import WALK_MS
-from .threads import default_threads
+from ..telemetry import WALK_MS
+from ..threads import default_threads
 from .walk_kernels import KNN, SCAN, initial_active, visit_tile
 
 __all__ = ["KNN", "SCAN", "WalkPool", "walk_block", "walk_blocks"]

@@ -1,4 +1,4 @@
-"""The ``covertreex`` command (also ``python -m covertreex``): bench | diagnostics | profile | report.
+"""The ``covertreex`` command (also ``python -m covertreex_bench``): bench | diagnostics | profile | report.
 
 ``profile`` and ``report`` are hooks: the first module of ``HOOKS[name]`` that can be imported
 and has ``main(argv: list[str]) -> int | None`` receives the arguments after the subcommand
@@ -22,12 +22,12 @@ PROG = "covertreex"
 
 # Subcommands provided by other modules, tried in order; each needs main(argv) -> int | None.
 HOOKS = {
-    "profile": ("covertreex.profile_cli", "covertreex.profiling"),
-    "report": ("covertreex.report_cli", "covertreex.reports"),
+    "profile": ("covertreex_bench.profile_cli", "covertreex_bench.profiling"),
+    "report": ("covertreex_bench.report_cli", "covertreex_bench.reports"),
 }
 HOOK_HELP = {
-    "profile": "pyinstrument profiles and GIL / Python-callout probes (hook: covertreex.profile_cli)",
-    "report": "static HTML regression report (hook: covertreex.report_cli)",
+    "profile": "pyinstrument profiles and GIL / Python-callout probes (hook: covertreex_bench.profile_cli)",
+    "report": "static HTML regression report (hook: covertreex_bench.report_cli)",
 }
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -57,7 +57,7 @@ def _positive_int(text: str) -> int:
 # --------------------------------------------------------------------------- parser
 
 BENCH_DESCRIPTION = """\
-Build and query one named workload (covertreex.workloads: the presets asv and the gates use)
+Build and query one named workload (covertreex_bench.workloads: the presets asv and the gates use)
 and print build wall, query wall, queries/s, recall, the per-batch telemetry medians and one
 PASS/FAIL verdict per threshold of perf/thresholds.toml.
 
@@ -222,7 +222,7 @@ def _stderr(msg: str = "") -> None:
 
 
 def _apply_thread_guard(threads):
-    from .runtime import configure_threading
+    from covertreex.runtime import configure_threading
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -259,7 +259,7 @@ def cmd_bench(args) -> int:
         # Runtime warns about unknown COVERTREEX_* variables at import; keep it to one line.
         warnings.simplefilter("ignore", RuntimeWarning)
         from . import bench
-    from .phases import Phases
+    from covertreex.phases import Phases
 
     say = (lambda msg: None) if args.quiet else _stderr
 
@@ -329,7 +329,7 @@ def cmd_bench(args) -> int:
             raise UsageError(f"--json {json_path}: {exc.strerror or exc}") from None
         say(f"figures written to {json_path}")
     if log_path is not None:
-        from .telemetry import write_jsonl
+        from covertreex.telemetry import write_jsonl
 
         try:
             log_path.write_text("", encoding="utf-8")

@@ -1,8 +1,0 @@
-"""``python -m covertreex``: the same command as the ``covertreex`` console script."""
-
-import sys
-
-from .cli import main
-
-if __name__ == "__main__":
-    sys.exit(main())
