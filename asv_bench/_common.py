@@ -86,7 +86,7 @@ LADDER_LABELS = [
     "baseline",
     "+1 block_gemm",
     "+2 gemm_kernel_provider",
-    "+3 residual_strategy",
+    "+3 pairwise_reuse",
     "+4 float32_staging",
     "+5 topk_selection",
     "+6 nopython_chunk_loop",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 PHASE_NUMBERS = {
     "block_gemm": 1,
     "gemm_kernel_provider": 2,
-    "residual_strategy": 3,
+    "pairwise_reuse": 3,
     "float32_staging": 4,
     "topk_selection": 5,
     "nopython_chunk_loop": 6,
@@ -27,7 +27,7 @@ class Phases:
     block_gemm:           residual tiles as V_Q V_T^T by GEMM (off: a dot product per pair)
     gemm_kernel_provider: kernel tiles from |a|^2 + |b|^2 - 2ab by GEMM on cached norms
                           (off: a broadcast (rows x cols x d) float64 difference tile)
-    residual_strategy:    the conflict graph reuses the batch distances of the traversal
+    pairwise_reuse:       the conflict graph reuses the batch distances of the traversal
                           (off: it recomputes them pair by pair)
     float32_staging:      rows whose p allows it take V_Q V_T^T from a float32 GEMM in the
                           nopython tiles (with block_gemm and nopython_chunk_loop); a pair
@@ -42,7 +42,7 @@ class Phases:
 
     block_gemm: bool = True
     gemm_kernel_provider: bool = True
-    residual_strategy: bool = True
+    pairwise_reuse: bool = True
     float32_staging: bool = True
     topk_selection: bool = True
     nopython_chunk_loop: bool = True

@@ -75,7 +75,7 @@ presets:
 
 phases (audit plan phases 1-7, DESIGN section 5):
   all | baseline | ladder | NAME=0|1,...   names: block_gemm gemm_kernel_provider
-  residual_strategy float32_staging topk_selection nopython_chunk_loop thread_guard.
+  pairwise_reuse float32_staging topk_selection nopython_chunk_loop thread_guard.
   A NAME=0|1 list is applied to "all". Without --phases, COVERTREEX_PHASE_<NAME>=0|1
   environment variables apply. "ladder" runs baseline, +1, +1+2, ... +7 and prints one row
   per step with ratios against the step before. Its steps take turns: --repeat N makes N
@@ -117,7 +117,7 @@ Turn telemetry JSONL logs (covertreex bench --log) into a CSV table, one row per
 medians of every batch figure (overall and over dominated batches), the share of traversal time
 that the whitened-block and kernel-provider counters cover (audit phase 0: >= 0.8), and the
 count of residual batches after the first of their build that logged conflict_pairwise_reused=0
-(audit phase 3: must be 0; builds with the residual_strategy phase off are counted separately)."""
+(audit phase 3: must be 0; builds with the pairwise_reuse phase off are counted separately)."""
 
 DIAG_EPILOG = """\
 exit status: 0 all logs pass, 1 a log has residual batches that did not reuse their pairwise

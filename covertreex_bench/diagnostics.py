@@ -9,7 +9,7 @@ of ``covertreex.telemetry`` records), one CSV row per log:
   kernel-provider counters cover (phase 0 acceptance: >= 0.8);
 - ``pairwise_not_reused_after_first``: residual batches, after the first batch of their build,
   that logged ``conflict_pairwise_reused=0`` (phase 3 acceptance: 0). Builds that ran with
-  the ``residual_strategy`` phase switched off recompute on purpose (the pre-audit behaviour a
+  the ``pairwise_reuse`` phase switched off recompute on purpose (the pre-audit behaviour a
   phase ladder measures); their batches are counted in ``pairwise_recompute_phase_off``
   instead. A count above zero is a failure: the CSV is still written, a message goes to
   stderr and the exit status is 1.
@@ -93,7 +93,7 @@ def summarize_records(records, name="") -> dict:
         residual += len(group)
         zeros = sum(1 for b in group[1:] if b.conflict_pairwise_reused == 0)
         phases = rec.get("phases", {}) if rec is not None else {}
-        if phases.get("residual_strategy", True):
+        if phases.get("pairwise_reuse", True):
             not_reused += zeros
         else:
             phase_off += zeros

@@ -171,7 +171,7 @@ def metric_of(data):
 RESIDUAL_VARIANTS = {
     "all-phases": Phases.all(),
     "baseline": Phases.baseline(),
-    "pair-dots-gemm-kernel": replace(Phases.all(), block_gemm=False, residual_strategy=False),
+    "pair-dots-gemm-kernel": replace(Phases.all(), block_gemm=False, pairwise_reuse=False),
 }
 VARIANTS = {EUCLIDEAN: STRATEGIES, RESIDUAL: tuple(RESIDUAL_VARIANTS)}
 

@@ -119,7 +119,7 @@ def test_reuse_is_counted_per_build(tmp_path, capsys):
 
 
 def test_builds_with_the_reuse_phase_off_are_counted_apart(tmp_path, capsys):
-    off = {**Phases.all().as_dict(), "residual_strategy": False}
+    off = {**Phases.all().as_dict(), "pairwise_reuse": False}
     log = _log(tmp_path / "ladder.jsonl", _build([_batch(0, reused=0), _batch(1, reused=0)], phases=off),
                _build([_batch(0), _batch(1)]))
     assert main(["diagnostics", str(log)]) == 0

@@ -101,7 +101,7 @@ def small_backend():
 
 def test_reuse_flag_is_logged_per_batch_and_recomputation_shows_in_conflict_time(small_backend):
     on = CoverTree(Runtime(metric="residual_correlation")).fit(small_backend).build_report
-    off_phases = replace(Phases.all(), residual_strategy=False)
+    off_phases = replace(Phases.all(), pairwise_reuse=False)
     off = CoverTree(Runtime(metric="residual_correlation", phases=off_phases)).fit(small_backend)
     assert all(b.conflict_pairwise_reused == 1 for b in on.batches[1:])
     assert all(b.conflict_pairwise_reused == 0 for b in off.build_report.batches)

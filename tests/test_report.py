@@ -20,7 +20,7 @@ from covertreex_bench.reports import SECTIONS, build_report
 from covertreex.telemetry import BatchRecord, BuildReport, QueryReport, build_records, query_record, write_jsonl
 
 COMMITS = ["a1" * 20, "b2" * 20, "c3" * 20]
-PHASE_NAMES = ("block_gemm", "gemm_kernel_provider", "residual_strategy", "float32_staging",
+PHASE_NAMES = ("block_gemm", "gemm_kernel_provider", "pairwise_reuse", "float32_staging",
                "topk_selection", "nopython_chunk_loop", "thread_guard")
 LADDER = ["baseline"] + [f"+{i + 1} {name}" for i, name in enumerate(PHASE_NAMES)]
 ENV = {"python": "3.11.7", "platform": "Linux-test-x86_64", "numpy": "2.4.6", "numba": "0.68.1",

@@ -51,7 +51,7 @@ def conflict_pairwise(metric, batch, cached, reuse: bool) -> np.ndarray:
         if cached is None:
             raise ResidualPairwiseCacheError(
                 "conflict graph expected the batch distances cached by the traversal "
-                "(phase residual_strategy is on) but none were cached"
+                "(phase pairwise_reuse is on) but none were cached"
             )
         return cached
     out = np.empty((batch.shape[0], batch.shape[0]))
@@ -136,7 +136,7 @@ def build_tree(metric, order: np.ndarray, runtime, progress=None, telemetry: boo
 def _build(metric, order, runtime, pool, progress, telemetry):
     clock = time.perf_counter if telemetry else _no_clock
     n = metric.n
-    reuse = runtime.phases.residual_strategy
+    reuse = runtime.phases.pairwise_reuse
     levels = np.full(n, _UNSET, dtype=np.int64)
     parents = np.full(n, -1, dtype=np.int64)
     parent_dist = np.zeros(n)
