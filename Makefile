@@ -1,35 +1,44 @@
 # covertreex developer commands. Only python3 (>= 3.11) and access to PyPI are needed:
-# the first `make test` or `make bench` creates .venv and installs the package with its dev extras.
+# the first `make test` or `make bench` creates .venv and installs the package with its dev extras,
+# at the exact versions of constraints.txt (pyproject.toml only states ranges).
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 ASV    := $(VENV)/bin/asv
 STAMP  := $(VENV)/.installed
+CONSTRAINTS := constraints.txt
 
 # Numba keeps compiled kernels (functions with cache=True) here between runs. Numba checks only
 # a kernel's own file for changes, not the files of kernels it calls, so the folder is keyed on
-# a hash of all package sources: any edit starts a fresh cache instead of running stale code.
-SOURCE_HASH := $(shell cat $$(find covertreex -name '*.py' | sort) | cksum | cut -d' ' -f1)
+# a hash of all package sources (the index and the harness, which has kernels of its own): any
+# edit starts a fresh cache instead of running stale code.
+SOURCE_HASH := $(shell cat $$(find covertreex covertreex_bench -name '*.py' | sort) | cksum | cut -d' ' -f1)
 export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache/$(SOURCE_HASH)
 
-# The quick benchmark with its recall check and PASS/FAIL verdicts (perf/thresholds.toml).
+# The quick benchmark with its recall check and PASS/FAIL verdicts against the gate thresholds.
 BENCH_QUICK := $(PY) -m covertreex_bench bench --preset quick --check
 # The benchmark box's presets: one process each, figures and telemetry under out/bench/.
 BENCH_ALL_PRESETS := gold-d3 gold-d8 euclid-32k vecchia-d3
 
-.PHONY: venv test bench bench-all asv profile gate clean distclean
+.PHONY: venv test lint bench bench-all asv profile gate dist clean distclean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install -c $(CONSTRAINTS) --upgrade pip
+	$(PY) -m pip install -c $(CONSTRAINTS) -e '.[dev]'
 	touch $@
 
-# The whole suite, then the quick performance gate (tests/perf skips itself unless named).
-test: $(STAMP)
+# The import layers of [tool.importlinter] in pyproject.toml (the index never imports the harness).
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
+
+# The import layers, the whole suite (tests/test_packaging.py builds the wheel and installs it
+# alone in a fresh virtualenv), then the quick performance gate (tests/perf skips itself unless
+# named) and the asv suites' import check.
+test: $(STAMP) lint
 	$(PY) -m pytest -q
 	@mkdir -p out/gate
 	$(PY) -m pytest -q tests/perf -p no:cacheprovider --benchmark-json=out/gate/pytest-benchmark.json
@@ -60,7 +69,7 @@ bench-all: $(STAMP)
 	  $(PY) -m covertreex_bench bench --preset $$p --check --json out/bench/$$p.json --log out/bench/$$p.jsonl || status=1; \
 	done; exit $$status
 
-# Per-PR performance gate: the quick preset against perf/thresholds.toml (tests/perf; figures in
+# Per-PR performance gate: the quick preset against the gate thresholds (tests/perf; figures in
 # out/gate/). With BASE=<rev>: this checkout against that commit instead (perf/compare.py), failing
 # on a slowdown above [compare].slowdown_factor. See perf/README.md.
 gate: $(STAMP)
@@ -70,6 +79,11 @@ else
 	@mkdir -p out/gate
 	$(PY) -m pytest tests/perf -v -p no:cacheprovider --benchmark-json=out/gate/pytest-benchmark.json
 endif
+
+# The sdist and the wheel (index and harness in one distribution; the harness's dependencies
+# are the [bench] extra) into dist/.
+dist: $(STAMP)
+	$(PY) -m build --outdir dist .
 
 # Caches and build outputs; keeps .venv (see distclean).
 clean:
