@@ -87,7 +87,7 @@ dist: $(STAMP)
 
 # Caches and build outputs; keeps .venv (see distclean).
 clean:
-	rm -rf .numba_cache .pytest_cache .hypothesis .benchmarks ./build ./dist reports/out
+	rm -rf .numba_cache .pytest_cache .hypothesis .benchmarks .import_linter_cache ./build ./dist reports/out
 	rm -rf *.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
