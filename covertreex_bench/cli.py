@@ -1,8 +1,7 @@
 """The ``covertreex`` command (also ``python -m covertreex_bench``): bench | diagnostics | profile | report.
 
-``profile`` and ``report`` are hooks: the first module of ``HOOKS[name]`` that can be imported
-and has ``main(argv: list[str]) -> int | None`` receives the arguments after the subcommand
-name. Until one exists the subcommand prints "not available yet" and exits 2.
+``profile`` and ``report`` parse their own arguments: ``main`` hands everything after the
+subcommand name to ``covertreex_bench.profiling.cli.main`` or ``covertreex_bench.report_cli.main``.
 
 Errors in the request (unknown preset or phase, bad number, unwritable path, unreadable log)
 give one line on stderr and exit status 2, never a traceback.
@@ -11,7 +10,6 @@ give one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import time
@@ -20,14 +18,10 @@ from pathlib import Path
 
 PROG = "covertreex"
 
-# Subcommands provided by other modules, tried in order; each needs main(argv) -> int | None.
-HOOKS = {
-    "profile": ("covertreex_bench.profile_cli", "covertreex_bench.profiling"),
-    "report": ("covertreex_bench.report_cli", "covertreex_bench.reports"),
-}
-HOOK_HELP = {
-    "profile": "pyinstrument profiles and GIL / Python-callout probes (hook: covertreex_bench.profile_cli)",
-    "report": "static HTML regression report (hook: covertreex_bench.report_cli)",
+# Subcommands that parse their own arguments (and their own --help): name -> one-line help.
+OWN_PARSERS = {
+    "profile": "pyinstrument profiles and GIL / Python-callout probes",
+    "report": "static HTML regression report",
 }
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -59,7 +53,8 @@ def _positive_int(text: str) -> int:
 BENCH_DESCRIPTION = """\
 Build and query one named workload (covertreex_bench.workloads: the presets asv and the gates use)
 and print build wall, query wall, queries/s, recall, the per-batch telemetry medians and one
-PASS/FAIL verdict per threshold of perf/thresholds.toml.
+PASS/FAIL verdict per threshold of the thresholds file (the one shipped with covertreex_bench,
+or --thresholds PATH).
 
 Before anything is timed, Numba is warmed up on a tiny instance of the same metric and phases;
 the warm-up time is reported on its own. Progress of long builds goes to stderr; the tables go
@@ -73,7 +68,7 @@ presets:
   vecchia-d3   residual RBF, predecessor mode, every point queried, k=50
   euclid-32k   euclidean, n=32768, d=8, 1024 fresh queries, k=8
 
-phases (audit plan phases 1-7, DESIGN section 5):
+phases (audit plan phases 1-7, docs/design.md, "Audit phases"):
   all | baseline | ladder | NAME=0|1,...   names: block_gemm gemm_kernel_provider
   pairwise_reuse float32_staging topk_selection nopython_chunk_loop thread_guard.
   A NAME=0|1 list is applied to "all". Without --phases, COVERTREEX_PHASE_<NAME>=0|1
@@ -88,9 +83,10 @@ threads (audit phase 7 thread guard):
   residual tiles are small GEMMs between Numba loops, where two BLAS threads made builds
   2-4x slower. Blocked walks run N blocks side by side, one per thread, so each core
   runs its own single-threaded GEMMs. The brute-force reference gets N BLAS threads and
-  cKDTree N workers: every method uses the same cores. The bench sets OMP_NUM_THREADS,
-  OPENBLAS_NUM_THREADS and MKL_NUM_THREADS for the ones you have not set; variables you
-  set are never overridden. --no-thread-guard leaves the libraries at their own defaults.
+  cKDTree N workers: every method uses the same cores. The guard pins the libraries
+  through threadpoolctl and Numba, not through the environment; OMP_NUM_THREADS,
+  OPENBLAS_NUM_THREADS, MKL_NUM_THREADS and NUMBA_NUM_THREADS that you set are honoured,
+  never overridden. --no-thread-guard leaves the libraries at their own defaults.
 
 output:
   --json PATH  one object: preset, metric, n, d, k, queries, phases, build_wall_ms,
@@ -161,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-thread-guard", action="store_true",
                        help="do not pin BLAS/OpenMP/Numba threads (library defaults)")
     bench.add_argument("--thresholds", metavar="PATH",
-                       help="thresholds file (default: perf/thresholds.toml of the checkout)")
+                       help="thresholds file (default: the one shipped with covertreex_bench)")
     bench.add_argument("--quiet", action="store_true", help="no progress or warm-up lines on stderr")
     # Undocumented, for tests and quick experiments: a scaled-down copy of the preset
     # (workloads.scaled); the JSON says "scaled": true and verdicts do not set the exit code.
@@ -174,29 +170,19 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("logs", nargs="+", metavar="LOG", help="JSONL log written by `covertreex bench --log`")
     diag.add_argument("--out", metavar="PATH", help="write the CSV here instead of stdout")
 
-    for name in HOOKS:
-        sub.add_parser(name, help=HOOK_HELP[name], add_help=False)
+    for name, text in OWN_PARSERS.items():
+        sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
-# --------------------------------------------------------------------------- hooks
-
-
-def run_hook(name: str, argv: list[str]) -> int:
-    """Hand ``argv`` to the main(argv) of the first module of HOOKS[name] that exists."""
-    for modname in HOOKS[name]:
-        try:
-            module = importlib.import_module(modname)
-        except ModuleNotFoundError as exc:
-            if exc.name == modname:
-                continue
-            raise
-        main = getattr(module, "main", None)
-        if callable(main):
-            rc = main(list(argv))
-            return int(rc) if rc is not None else EXIT_OK
-    print(f"{PROG} {name}: not available yet", file=sys.stderr)
-    return EXIT_USAGE
+def run_own_parser(name: str, argv: list[str]) -> int:
+    """``covertreex profile|report ARGS``: the subcommand's main parses ARGS itself."""
+    if name == "profile":
+        from .profiling.cli import main as command
+    else:
+        from .report_cli import main as command
+    rc = command(list(argv))
+    return int(rc) if rc is not None else EXIT_OK
 
 
 # --------------------------------------------------------------------------- helpers
@@ -222,7 +208,7 @@ def _stderr(msg: str = "") -> None:
 
 
 def _apply_thread_guard(threads):
-    from covertreex.runtime import configure_threading
+    from covertreex.threads import configure_threading
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -258,7 +244,7 @@ def cmd_bench(args) -> int:
     with warnings.catch_warnings():
         # Runtime warns about unknown COVERTREEX_* variables at import; keep it to one line.
         warnings.simplefilter("ignore", RuntimeWarning)
-        from . import bench
+        from . import bench, console, environment, runtime, thresholds as thresholds_file
     from covertreex.phases import Phases
 
     say = (lambda msg: None) if args.quiet else _stderr
@@ -279,18 +265,12 @@ def cmd_bench(args) -> int:
     log_path = _check_output(args.log, "--log") if args.log else None
     if json_path is not None and log_path is not None and json_path.resolve() == log_path.resolve():
         raise UsageError("--json and --log name the same file")
-    thresholds = None
     try:
-        if args.thresholds is not None:
-            thresholds = bench.load_thresholds(args.thresholds)
-        elif bench.default_thresholds_path() is not None:
-            thresholds = bench.load_thresholds()
-        else:
-            say("note: no perf/thresholds.toml found (pass --thresholds PATH); no verdicts")
-    except bench.BenchError as exc:
+        thresholds = thresholds_file.load(args.thresholds)
+    except thresholds_file.ThresholdsError as exc:
         raise UsageError(str(exc)) from None
     try:
-        bench.make_runtime(preset, phases, args.threads)  # COVERTREEX_* environment errors
+        runtime.make_runtime(preset, phases, args.threads)  # COVERTREEX_* environment errors
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
 
@@ -308,20 +288,20 @@ def cmd_bench(args) -> int:
     if ladder:
         result = bench.run_ladder(preset, **common)
         final = result["steps"][-1]
-        print(bench.format_ladder(result))
+        print(console.format_ladder(result))
         print()
-        print(bench.format_result(final))
+        print(console.format_result(final))
         verdicts = final.get("verdicts") or []
     else:
         result = bench.run_preset(preset, phases=phases, **common)
-        print(bench.format_result(result))
+        print(console.format_result(result))
         verdicts = result.get("verdicts") or []
     total = time.perf_counter() - start
     say(f"total {total:.1f} s (warm-up, data, builds, queries, reference)")
 
     # --- write
     if json_path is not None:
-        bench.attach_context(result)
+        environment.attach_context(result)
         result["command"] = ["covertreex", "bench"] + list(args.argv)
         try:
             _write_json(json_path, result)
@@ -358,9 +338,9 @@ COMMANDS = {"bench": cmd_bench, "diagnostics": cmd_diagnostics}
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Hooked subcommands take their arguments verbatim (their own parsers, their own --help).
-    if argv and argv[0] in HOOKS:
-        return run_hook(argv[0], argv[1:])
+    # These subcommands take their arguments verbatim (their own parsers, their own --help).
+    if argv and argv[0] in OWN_PARSERS:
+        return run_own_parser(argv[0], argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

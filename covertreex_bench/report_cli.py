@@ -1,4 +1,4 @@
-"""``covertreex report``: one self-contained static HTML report (hook module for covertreex_bench.cli).
+"""``covertreex report``: one self-contained static HTML report.
 
 Interface: ``add_arguments(parser)`` fills an argparse parser; ``main(args) -> int`` takes the
 argv list after the subcommand name (what covertreex_bench.cli passes), None for sys.argv, or a
@@ -11,21 +11,26 @@ import argparse
 import sys
 from pathlib import Path
 
+from .common import INSTALL_HINT
+
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 DESCRIPTION = """\
 Build one static HTML report (index.html, inline CSS and SVG charts, no script and no network
 request: it opens from file://) from asv results, bench / gate JSON (covertreex bench --json),
 telemetry JSON lines (covertreex bench --log) and profile summaries (covertreex profile).
-Every input is optional: a section without data says so."""
+Every input is optional (a section without data says so), but at least one must exist: the
+defaults are the folders of a repository checkout, so elsewhere name the inputs."""
 
 EPILOG = """\
 sections: trends per commit (traversal_ms, whitened_block_ms, kernel_provider_ms,
-conflict_graph_ms, build wall, query wall, peak memory) with the thresholds of
-perf/thresholds.toml; the phase ladder; a regression table against the previous and the base
-commit (red above [compare] factor / slowdown_factor, default 1.5); one verdict per audit
+conflict_graph_ms, build wall, query wall, peak memory) with the thresholds of the
+thresholds file; the phase ladder; a regression table against the previous and the base
+commit (red above the thresholds file's [compare] slowdown_factor, default 1.5); one verdict per audit
 threshold; telemetry; pyinstrument profiles with the Python-callout and GIL evidence; the
 machines and environments behind the figures; the inputs read and skipped.
+
+exit status: 0 report written, 2 a bad request or none of the inputs exists.
 
 examples:
   covertreex report
@@ -48,8 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the gate and bench folders)")
     parser.add_argument("--profiles", default="profiling/out", metavar="DIR",
                         help="folder searched for profile summary.json files (default profiling/out)")
-    parser.add_argument("--thresholds", default="perf/thresholds.toml", metavar="PATH",
-                        help="thresholds file (default perf/thresholds.toml; absent is fine)")
+    parser.add_argument("--thresholds", default=None, metavar="PATH",
+                        help="thresholds file (default: the one shipped with covertreex_bench)")
     parser.add_argument("--base", default=None, metavar="COMMIT",
                         help="commit (prefix) the regression table compares against "
                              "(default: the first commit with data)")
@@ -75,12 +80,25 @@ def main(args=None) -> int:
         from .reports import build_report
     except ImportError as exc:
         print(f"covertreex report: error: {exc.name or exc} is not installed; the report needs "
-              "the dev extras (pip install -e '.[dev]')", file=sys.stderr)
+              f"the harness extras ({INSTALL_HINT})", file=sys.stderr)
         return EXIT_USAGE
 
     gate = args.gate if args.gate is not None else ["out/gate"]
     bench = args.bench if args.bench is not None else ["out/bench"]
     logs = args.logs if args.logs else [str(Path(p)) for p in gate + bench]
+    named = {"--asv": [args.asv], "--gate": gate, "--bench": bench, "--logs": logs,
+             "--profiles": [args.profiles]}
+    if not any(_exists(path) for paths in named.values() for path in paths):
+        looked = "; ".join(f"{option} {' '.join(map(str, paths)) or '(none)'}"
+                           for option, paths in named.items())
+        print(f"covertreex report: error: nothing to report: none of the inputs exists ({looked}); "
+              "run it in the repository checkout or name the inputs with these options",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.thresholds is None:
+        from .thresholds import default_path
+
+        args.thresholds = default_path()
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -97,6 +115,13 @@ def main(args=None) -> int:
         print("report written (open it from file://, it needs no network):", file=sys.stderr)
     print(index.resolve())
     return EXIT_OK
+
+
+def _exists(path) -> bool:
+    """A file or folder, or a glob (--logs) that matches one."""
+    import glob
+
+    return Path(path).exists() or bool(glob.glob(str(path)))
 
 
 if __name__ == "__main__":

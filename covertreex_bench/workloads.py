@@ -1,4 +1,4 @@
-"""The named workloads of DESIGN section 6: one definition, used by the CLI, asv, gates and tests.
+"""The named workloads (docs/design.md, "Harness"): one definition, used by the CLI, asv, gates and tests.
 
 | preset     | metric                     | n     | d | inducing | queries          | k  |
 |------------|----------------------------|-------|---|----------|------------------|----|

@@ -6,16 +6,19 @@
 The base commit is checked out into a temporary git worktree. Both trees are measured on the
 same machine, in the same job, with the same process environment: each in its own Python
 subprocess whose PYTHONPATH points at that tree, so `import covertreex` loads that tree's
-code. The measuring code is this file's ``--measure`` mode for both sides (it uses only the
-public API: workloads.load_workload, CoverTree.fit / build_report.summary() / knn_report),
-so a base commit that predates `covertreex bench` can be measured too. Each side warms up
-Numba on a tiny instance first, then builds and queries ``--repeat`` times; ``--rounds``
-alternates the two sides (base, head, base, head, ...) to spread drifting machine load over
-both, and every figure is the median over all runs of a side.
+code. The measuring code is this file's ``--measure`` mode for both sides: it uses only the
+public API (workloads.load_workload, CoverTree.fit / build_report.summary() / knn_report) and
+this checkout's covertreex_bench/runtime.py, loaded by path (the harness's one Runtime-from-
+preset and one Numba warm-up), so a base from before the harness moved out of the index can
+be measured too: its workloads are covertreex.workloads. Each side warms up Numba on a tiny
+instance first, then builds and queries ``--repeat`` times; ``--rounds`` alternates the two
+sides (base, head, base, head, ...) to spread drifting machine load over both, and every
+figure is the median over all runs of a side.
 
-The figures compared (thresholds.toml [compare].figures) are build_wall_ms, query_wall_ms
-and traversal_ms_median; the verdict fails when head / base exceeds the slowdown factor
-([compare].slowdown_factor, or --factor).
+The figures compared ([compare].figures of the thresholds file, read by
+covertreex_bench.thresholds) are build_wall_ms, query_wall_ms and traversal_ms_median; the
+verdict fails when head / base exceeds the slowdown factor ([compare].slowdown_factor, or
+--factor).
 
 Exit status: 0 no figure slower than the factor, 1 a slowdown (table on stdout), 2 a bad
 request or a side that could not be measured.
@@ -24,6 +27,7 @@ request or a side that could not be measured.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -32,12 +36,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_THRESHOLDS = HERE / "thresholds.toml"
-DEFAULT_FIGURES = ("build_wall_ms", "query_wall_ms", "traversal_ms_median")
+HARNESS_RUNTIME = HERE.parent / "covertreex_bench" / "runtime.py"
 
 
 class CompareError(Exception):
@@ -47,70 +49,56 @@ class CompareError(Exception):
 # --------------------------------------------------------------------------- measure mode (child)
 
 
+def _harness_runtime():
+    """This checkout's covertreex_bench/runtime.py, loaded by path: the tree being measured may
+    be a base that has no covertreex_bench, or an older one."""
+    spec = importlib.util.spec_from_file_location("_compare_harness_runtime", HARNESS_RUNTIME)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def measure(preset_name: str, repeat: int, n: int | None) -> dict:
     """Runs inside the child: figures of ``repeat`` builds + query runs of one preset."""
-    import covertreex
-    from covertreex import CoverTree, Runtime
-    from covertreex_bench.workloads import get_preset, load_workload, scaled
+    import warnings
 
-    preset = get_preset(preset_name)
+    import covertreex
+    from covertreex import CoverTree
+
+    harness = _harness_runtime()
+    workloads = harness.workloads_module()
+    preset = workloads.get_preset(preset_name)
     if n is not None:
-        preset = scaled(preset, n)
+        preset = workloads.scaled(preset, n)
     try:
         from covertreex.phases import Phases
 
         phases = Phases.all()
     except ImportError:  # a base without phase flags
         phases = None
-
-    def runtime(p):
-        kwargs = dict(metric=p.metric, batch_size=p.batch_size, seed=p.seed)
-        if phases is not None:
-            kwargs["phases"] = phases
-        return Runtime(**kwargs)
-
-    def query(tree, w, p):
-        if hasattr(tree, "knn_report"):
-            idx, dist, report = tree.knn_report(w.knn_queries, p.k, predecessor_mode=p.predecessor_mode)
-            return getattr(report, "query_wall_ms", None)
-        tree.knn(w.knn_queries, k=p.k, predecessor_mode=p.predecessor_mode)
-        return None
-
     try:
+        from covertreex.threads import configure_threading
+    except ImportError:  # a base from before covertreex.threads
         from covertreex.runtime import configure_threading
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        configure_threading()
 
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            configure_threading()
-    except ImportError:
-        pass
-
-    small = scaled(preset, min(1100, preset.n), None if preset.queries_all else min(64, preset.n))
-    start = time.perf_counter()
-    w = load_workload(small)
-    query(CoverTree(runtime(small)).fit(w.fit_input), w, small)
-    warm_ms = (time.perf_counter() - start) * 1e3
-
-    w = load_workload(preset)
+    warm_ms = harness.warm_up(preset, phases) * 1e3
+    w = workloads.load_workload(preset)
     runs = []
     for _ in range(repeat):
-        start = time.perf_counter()
-        tree = CoverTree(runtime(preset)).fit(w.fit_input)
-        outer_build = (time.perf_counter() - start) * 1e3
-        start = time.perf_counter()
-        inner_query = query(tree, w, preset)
-        outer_query = (time.perf_counter() - start) * 1e3
-        report = getattr(tree, "build_report", None)
-        summary = report.summary() if report is not None and hasattr(report, "summary") else {}
+        tree = CoverTree(harness.make_runtime(preset, phases)).fit(w.fit_input)
+        _, _, query = tree.knn_report(w.knn_queries, preset.k, predecessor_mode=preset.predecessor_mode)
+        report = tree.build_report
         runs.append({
-            "build_wall_ms": getattr(report, "build_wall_ms", outer_build),
-            "query_wall_ms": inner_query if inner_query is not None else outer_query,
-            **{k: v for k, v in summary.items() if isinstance(v, (int, float)) and k != "build_wall_ms"},
+            "build_wall_ms": report.build_wall_ms,
+            "query_wall_ms": query.query_wall_ms,
+            **{k: v for k, v in report.summary().items()
+               if isinstance(v, (int, float)) and k != "build_wall_ms"},
         })
     return {"preset": preset.name, "covertreex_path": str(Path(covertreex.__file__).resolve().parent),
-            "warmup_ms": warm_ms, "runs": runs}
+            "workloads": workloads.__name__, "warmup_ms": warm_ms, "runs": runs}
 
 
 # --------------------------------------------------------------------------- driver (parent)
@@ -173,26 +161,26 @@ def format_rows(rows, base_label, head_label) -> str:
     return "\n".join(lines)
 
 
-def load_compare_config(path: Path) -> dict:
+def load_compare_config(path):
+    """[compare] of the thresholds file (default: the packaged one) via covertreex_bench.thresholds."""
+    from covertreex_bench import thresholds
+
     try:
-        with open(path, "rb") as fh:
-            config = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise CompareError(f"cannot read {path}: {exc}") from None
-    section = config.get("compare", {})
-    if "slowdown_factor" not in section:
-        raise CompareError(f"{path} has no [compare] slowdown_factor")
-    return section
+        config = thresholds.load(path)
+    except thresholds.ThresholdsError as exc:
+        raise CompareError(str(exc)) from None
+    if config.compare is None:
+        raise CompareError(f"thresholds file {config.path} has no [compare] table")
+    return config.path, config.compare
 
 
 def drive(args) -> int:
-    thresholds = Path(args.thresholds)
-    section = load_compare_config(thresholds)
-    factor = float(args.factor if args.factor is not None else section["slowdown_factor"])
-    figures = tuple(section.get("figures", DEFAULT_FIGURES))
-    preset = args.preset or section.get("preset", "quick")
-    repeat = args.repeat or int(section.get("repeat", 3))
-    rounds = args.rounds or int(section.get("rounds", 1))
+    thresholds, section = load_compare_config(args.thresholds)
+    factor = float(args.factor if args.factor is not None else section.slowdown_factor)
+    figures = section.figures
+    preset = args.preset or section.preset
+    repeat = args.repeat or section.repeat
+    rounds = args.rounds or section.rounds
 
     head_tree = Path(_git(["rev-parse", "--show-toplevel"], cwd=HERE))
     base_sha = _git(["rev-parse", "--verify", "--quiet", f"{args.base}^{{commit}}"], cwd=head_tree,
@@ -227,12 +215,15 @@ def drive(args) -> int:
     print(format_rows(rows, base_sha[:10], head_label))
     slower = [r for r in rows if r["status"] == "SLOWER"]
     if args.json:
+        from covertreex_bench.environment import environment
+
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"base": base_sha, "head": head_sha, "head_dirty": dirty,
                                    "preset": preset, "repeat": repeat, "rounds": rounds,
                                    "factor": factor, "rows": rows, "base_runs": base_runs,
-                                   "head_runs": head_runs}, indent=2) + "\n")
+                                   "head_runs": head_runs, "thresholds_file": thresholds,
+                                   "environment": environment()}, indent=2) + "\n")
     print()
     if slower:
         print("FAIL: " + "; ".join(f"{r['figure']} {r['ratio']:.2f}x slower than base (limit {factor:g}x)"
@@ -251,7 +242,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 1)")
     parser.add_argument("--factor", type=float, default=None,
                         help="slowdown factor (default: [compare].slowdown_factor)")
-    parser.add_argument("--thresholds", default=str(DEFAULT_THRESHOLDS), help="thresholds file")
+    parser.add_argument("--thresholds", default=None,
+                        help="thresholds file (default: covertreex_bench/thresholds.toml)")
     parser.add_argument("--json", metavar="PATH", help="also write the comparison as JSON")
     parser.add_argument("--n", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
@@ -262,6 +254,8 @@ def main(argv=None) -> int:
             data = measure(args.preset or "quick", args.repeat or 1, args.n)
             Path(args.out).write_text(json.dumps(data))
             return 0
+        # The parent reads the thresholds and the environment with this checkout's harness.
+        sys.path.insert(0, str(HERE.parent))
         if not args.base:
             raise CompareError("--base REV is required (e.g. make gate BASE=origin/main)")
         for name in ("repeat", "rounds"):

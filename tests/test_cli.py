@@ -10,12 +10,11 @@ import json
 import os
 import subprocess
 import sys
-import types
+from pathlib import Path
 
 import numba
 import pytest
 
-from covertreex_bench import cli
 from covertreex_bench.cli import main
 from covertreex.telemetry import read_jsonl
 
@@ -124,29 +123,65 @@ def test_bad_paths_are_one_line_exit_2(tmp_path, capsys):
     _one_error_line(capsys, "op must be one of")
 
 
+@pytest.mark.parametrize("text, fragment", [
+    ('[quick\npresets = ["quick"]\n', "is not valid TOML"),
+    ('[quick]\npresets = ["quick"]\n[quick.recall]\nop = ">="\naudit = 1.0\n', "gate = 'machine' names no number"),
+    ('[quick]\npresets = "quick"\n', "presets must be a list"),
+    ('[compare]\nslowdown_factor = "fast"\n', "slowdown_factor must be a number"),
+    ('version = 2\n', "version 2 is not supported"),
+])
+def test_malformed_thresholds_file_is_one_line_exit_2(tmp_path, capsys, text, fragment):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    assert main(["bench", "--preset", "quick", "--thresholds", str(bad)]) == 2
+    _one_error_line(capsys, "covertreex bench: error:", str(bad), fragment)
+
+
+def test_unreadable_thresholds_path_is_one_line_exit_2(tmp_path, capsys):
+    assert main(["bench", "--preset", "quick", "--thresholds", str(tmp_path)]) == 2
+    _one_error_line(capsys, str(tmp_path), "is a directory")
+
+
 def test_bad_phase_environment_is_one_line_exit_2(monkeypatch, capsys):
     monkeypatch.setenv("COVERTREEX_PHASE_BLOCK_GEMM", "maybe")
     assert main(["bench", "--preset", "quick"]) == 2
     _one_error_line(capsys, "COVERTREEX_PHASE_BLOCK_GEMM")
 
 
-# --- hooks ---------------------------------------------------------------------------------------
+# --- profile and report ------------------------------------------------------------------------
 
 
-def test_hooks_not_available_yet(monkeypatch, capsys):
-    monkeypatch.setitem(cli.HOOKS, "profile", ("covertreex._no_such_profile_module",))
-    assert main(["profile", "--anything"]) == 2
-    _one_error_line(capsys, "covertreex profile: not available yet")
+@pytest.mark.parametrize("command, text", [
+    ("profile", "--preset"), ("report", "--asv"),
+])
+def test_profile_and_report_parse_their_own_arguments(command, text, capsys):
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert f"covertreex {command}" in out and text in out
 
 
-def test_hooks_dispatch_to_main(monkeypatch):
-    seen = []
-    module = types.ModuleType("covertreex._fake_report_cli")
-    module.main = lambda argv: seen.append(argv) or 3
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(cli.HOOKS, "report", (module.__name__,))
-    assert main(["report", "--out", "x", "--help"]) == 3
-    assert seen == [["--out", "x", "--help"]]
+def test_report_with_nothing_to_report_exits_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no asv_bench/results, out/gate, out/bench, profiling/out here
+    assert main(["report", "--quiet"]) == 2
+    line = _one_error_line(capsys, "covertreex report: error: nothing to report")
+    for option in ("--asv", "--gate", "--bench", "--logs", "--profiles"):
+        assert option in line, option
+    assert not (tmp_path / "reports").exists()
+
+
+def test_bench_outside_the_repository_prints_verdicts(tmp_path):
+    """From an empty folder: the packaged thresholds file judges the run."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run([sys.executable, "-m", "covertreex_bench", "bench", "--preset", "quick",
+                           "--n", "300", "--check", "--quiet", "--threads", "1"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "[quick] recall" in proc.stdout and "PASS" in proc.stdout
+    thresholds = proc.stdout.split("(thresholds: ", 1)[1].split(")", 1)[0]
+    assert Path(thresholds).name == "thresholds.toml"
+    assert Path(thresholds).parent.name == "covertreex_bench"
+    assert list(tmp_path.iterdir()) == []  # it wrote nothing where it ran
 
 
 # --- bench runs (scaled down) --------------------------------------------------------------------
@@ -226,7 +261,7 @@ def test_bench_ladder_has_one_object_per_step(tmp_path, capsys, restore_threads)
 def test_progress_rewrites_one_line_on_a_terminal():
     import io
 
-    from covertreex_bench.bench import Progress
+    from covertreex_bench.console import Progress
 
     stream = io.StringIO()
     progress = Progress("build quick", stream=stream, tty=True)
@@ -240,7 +275,7 @@ def test_progress_rewrites_one_line_on_a_terminal():
 def test_progress_prints_periodic_plain_lines_elsewhere():
     import io
 
-    from covertreex_bench.bench import Progress
+    from covertreex_bench.console import Progress
 
     stream = io.StringIO()
     progress = Progress("build quick", stream=stream, tty=False, interval=3600.0)

@@ -1,4 +1,5 @@
-"""Per-PR performance gate on the quick preset (DESIGN section 8; thresholds in perf/thresholds.toml).
+"""Per-PR performance gate on the quick preset (docs/design.md, "Harness"; thresholds in the
+packaged covertreex_bench/thresholds.toml).
 
 ``test_quick_build_and_queries`` builds the quick preset's tree and runs its 256 queries
 ``ROUNDS`` times under pytest-benchmark (after a Numba warm-up on a tiny instance), checks
@@ -24,18 +25,17 @@ from pathlib import Path
 import pytest
 
 from covertreex import CoverTree
-from covertreex_bench import bench
 from covertreex.phases import Phases
+from covertreex_bench import bench, console, environment, results, runtime, thresholds
 from covertreex_bench.workloads import get_preset, load_workload
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "out" / "gate"
-THRESHOLDS = ROOT / "perf" / "thresholds.toml"
 PRESET = "quick"
 ROUNDS = 3
 
-CONFIG = bench.load_thresholds(THRESHOLDS)
-GATES = bench.thresholds_for(CONFIG, PRESET)
+CONFIG = thresholds.load()
+GATES = CONFIG.for_preset(PRESET)
 # Figures copied into benchmark.extra_info (and so into pytest-benchmark's JSON).
 EXTRA_FIGURES = (
     "build_wall_ms", "query_wall_ms", "queries_per_s", "recall", "reference_ms",
@@ -73,13 +73,13 @@ def quick():
     """The quick preset's data, runtime (every phase on, whatever the environment says),
     reference, with the kernels compiled."""
     preset = get_preset(PRESET)
-    runtime = bench.make_runtime(preset, Phases.all())
-    warm_s = bench.warm_up(preset, runtime.phases)
+    rt = runtime.make_runtime(preset, Phases.all())
+    warm_s = runtime.warm_up(preset, rt.phases)
     start = time.perf_counter()
     workload = load_workload(preset)
     data_s = time.perf_counter() - start
     ref = bench.compute_reference(preset, workload)
-    return {"preset": preset, "runtime": runtime, "workload": workload, "ref": ref,
+    return {"preset": preset, "runtime": rt, "workload": workload, "ref": ref,
             "warm_s": warm_s, "data_s": data_s}
 
 
@@ -101,15 +101,15 @@ def _measure(quick, benchmark=None) -> dict:
     else:
         for _ in range(ROUNDS):
             build_and_query()
-    measurement = bench.Measurement([r[0] for r in runs], [r[1] for r in runs],
+    measurement = results.Measurement([r[0] for r in runs], [r[1] for r in runs],
                                     [(r[2], r[3]) for r in runs], None)
     recalls = [bench.recall_of(preset, workload, idx, dist, quick["ref"]) for _, _, idx, dist in runs]
-    result = bench.make_result(preset, runtime, measurement, warmup_s=quick["warm_s"],
+    result = results.make_result(preset, runtime, measurement, warmup_s=quick["warm_s"],
                                ref=quick["ref"], recalls=recalls, data_s=quick["data_s"])
-    result["thresholds_file"] = str(THRESHOLDS)
-    result["verdicts"] = [v.as_dict() for v in bench.evaluate(result, GATES)]
+    result["thresholds_file"] = CONFIG.path
+    result["verdicts"] = [v.as_dict() for v in thresholds.evaluate(results.figures(result), GATES)]
     result["command"] = ["pytest", "tests/perf/test_gate.py"]
-    bench.attach_context(result)
+    environment.attach_context(result)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{PRESET}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     _CACHE["result"] = result
@@ -120,8 +120,8 @@ def test_quick_build_and_queries(benchmark, quick, capsys):
     result = _measure(quick, benchmark)
     with capsys.disabled():
         print()
-        print(bench.format_result(result))
-    figures = bench.figures(result)
+        print(console.format_result(result))
+    figures = results.figures(result)
     benchmark.extra_info.update({name: figures.get(name) for name in EXTRA_FIGURES})
     benchmark.extra_info["verdicts"] = {v["figure"]: v["status"] for v in result["verdicts"]}
     benchmark.extra_info["gate_json"] = str(OUT / f"{PRESET}.json")
@@ -138,6 +138,6 @@ def test_gate_has_thresholds():
 @pytest.mark.parametrize("threshold", GATES, ids=lambda t: f"{t.table}.{t.figure}")
 def test_threshold(threshold, quick):
     result = _measure(quick)
-    (verdict,) = bench.evaluate(result, [threshold])
+    (verdict,) = thresholds.evaluate(results.figures(result), [threshold])
     assert verdict.value is not None, f"{threshold.figure} was not measured by the quick run"
     assert verdict.status == "PASS", verdict.message()

@@ -1,0 +1,168 @@
+"""What ``covertreex bench`` prints: build progress on stderr, the result, verdict and ladder
+tables on stdout."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+from .common import LADDER_FIGURES, TABLE_FIGURES
+from .results import figures
+
+
+class Progress:
+    """``fit(progress=...)`` callback: build progress on ``stream`` (stderr by default).
+
+    On a terminal one line is rewritten in place; otherwise (CI logs, pipes) a plain line is
+    written at most every ``interval`` seconds, and one when the build completes.
+    """
+
+    def __init__(self, label: str, stream=None, interval: float = 5.0, tty: bool | None = None):
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.interval = interval
+        self.tty = _isatty(self.stream) if tty is None else tty
+        self.start = time.perf_counter()
+        self.last = self.start
+
+    def __call__(self, placed: int, n: int) -> None:
+        now = time.perf_counter()
+        elapsed = now - self.start
+        text = f"{self.label}: {placed}/{n} points ({100.0 * placed / max(n, 1):3.0f}%), {elapsed:6.1f} s"
+        done = placed >= n
+        if self.tty:
+            self.stream.write("\r\x1b[K" + text + ("\n" if done else ""))
+            self.stream.flush()
+        elif done or now - self.last >= self.interval:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+            self.last = now
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _fmt(value, spec="{:.1f}"):
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    return spec.format(value)
+
+
+def fmt_recall(value) -> str:
+    """1.000000 only when exact: truncated, never rounded up, so 0.9999996 never shows as 1."""
+    if value is None:
+        return "- (use --check)"
+    return "1.000000" if value >= 1.0 else f"{math.floor(value * 1e6) / 1e6:.6f}"
+
+
+def _table(rows, align=None) -> list[str]:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    align = align or ["<"] + [">"] * (len(widths) - 1)
+    lines = []
+    for r, row in enumerate(rows):
+        lines.append("  ".join(f"{str(c):{a}{w}}" for c, w, a in zip(row, widths, align)).rstrip())
+        if r == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def format_result(result: dict) -> str:
+    """The short console table of one run: walls, q/s, recall, batch medians, verdicts."""
+    s = result["summary"]
+    head = (f"{result['preset']}: {result['metric']}, n={result['n']}, d={result['d']}, "
+            f"k={result['k']}, queries={result['queries']}"
+            + (", predecessor mode" if result["predecessor_mode"] else "")
+            + f"; phases {result['phases_label']}; repeat {result['repeat']}"
+            + ("; SCALED (not the named preset)" if result.get("scaled") else ""))
+    lines = [head]
+    runs = f" (median of {result['repeat']})" if result["repeat"] > 1 else ""
+    ref = ""
+    if result.get("reference_ms") is not None:
+        ref = f"   reference ({result['reference']}) {result['reference_ms']:.1f} ms"
+        if result.get("ckdtree_query_ms") is not None:
+            ref += f", cKDTree queries {result['ckdtree_query_ms']:.1f} ms{runs}"
+    lines += [
+        f"  warm-up (JIT)  {_fmt(result.get('warmup_ms'), '{:.0f}')} ms, not counted below",
+        f"  build wall     {_fmt(result['build_wall_ms'])} ms{runs}",
+        f"  query wall     {_fmt(result['query_wall_ms'])} ms{runs}",
+        f"  queries/s      {_fmt(result['queries_per_s'], '{:.0f}')}",
+        f"  recall         {fmt_recall(result['recall'])}{ref}",
+        f"  batches        {s['batches']} ({s['dominated_batches']} dominated)",
+        "",
+    ]
+    rows = [("batch figure", "median", "median dominated", "sum")]
+    for name in TABLE_FIGURES:
+        rows.append((name, _fmt(s[f"{name}_median"], "{:.2f}"),
+                     _fmt(s[f"{name}_median_dominated"], "{:.2f}"), _fmt(s[f"{name}_sum"], "{:.1f}")))
+    lines += ["  " + line for line in _table(rows)]
+    if result["metric"] == "residual_correlation":
+        share = s.get("tile_share_of_traversal")
+        lines.append(f"  tile share of traversal {_fmt(share, '{:.3f}')}, pairwise not reused after "
+                     f"the first batch {s.get('pairwise_not_reused_after_first')}")
+    if result.get("verdicts") is not None:
+        lines += ["", format_verdicts(result["verdicts"], result.get("thresholds_file"),
+                                      informational=result.get("scaled", False))]
+    return "\n".join(lines)
+
+
+def _fmt_value(value) -> str:
+    """4 significant digits, without exponents for the magnitudes timings take."""
+    if value is None:
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:.0f}"
+    return f"{value:.4g}"
+
+
+def format_verdicts(verdicts, path=None, informational=False) -> str:
+    if not verdicts:
+        return f"no thresholds for this preset in {path or 'the thresholds file'}"
+    rows = [("threshold", "value", "limit", "gate", "audit", "verdict")]
+    for v in verdicts:
+        v = v if isinstance(v, dict) else v.as_dict()
+        audit = v["limits"].get("audit")
+        audit_text = "-" if audit is None else f"{v['op']} {audit:g}"
+        rows.append((f"[{v['table']}] {v['figure']}", _fmt_value(v["value"]),
+                     f"{v['op']} {v['limit']:g}", v["gate"], audit_text,
+                     v["status"] + (f" ({v['note']})" if v["note"] else "")))
+    lines = _table(rows, ["<", ">", ">", "<", ">", "<"])
+    counts = {s: sum(1 for v in verdicts if (v if isinstance(v, dict) else v.as_dict())["status"] == s)
+              for s in ("PASS", "FAIL", "SKIP")}
+    tail = f"{counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['SKIP']} SKIP"
+    if path:
+        tail += f" (thresholds: {path})"
+    if informational:
+        tail += "; scaled run: verdicts are informational and do not set the exit code"
+    return "\n".join(["  " + line for line in lines] + ["  " + tail])
+
+
+def format_ladder(ladder: dict) -> str:
+    """One row per step; each figure with its ratio against the step before."""
+    steps = ladder["steps"]
+    head = ["step"] + [h for _, h in LADDER_FIGURES] + ["recall"]
+    rows = [tuple(head)]
+    previous = None
+    for step in steps:
+        vals = figures(step)
+        row = [step["step"]]
+        for key, _ in LADDER_FIGURES:
+            value = vals.get(key)
+            cell = _fmt(value, "{:.1f}")
+            if previous is not None and value is not None and previous.get(key):
+                cell += f" ({value / previous[key]:.2f}x)"
+            row.append(cell)
+        row.append(fmt_recall(step.get("recall")) if step.get("recall") is not None else "-")
+        rows.append(tuple(row))
+        previous = vals
+    title = (f"phase ladder on {ladder['preset']} (sums over batches; (r x) = ratio to the step "
+             f"before, < 1 is faster)")
+    if ladder.get("reference_ms") is not None:
+        title += f"; reference {ladder['reference_ms']:.1f} ms"
+    return "\n".join([title] + ["  " + line for line in _table(rows)])

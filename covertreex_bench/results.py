@@ -1,0 +1,139 @@
+"""The bench result: one JSON-ready dict per run of a preset (``SCHEMA_ID``), built from the
+build and query reports of its runs, and the figures thresholds are judged on."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from .common import SCHEMA_ID, SCHEMA_VERSION
+
+# Summary keys taken as the worst case over repeated runs instead of the median.
+_WORST_OF_RUNS = {"pairwise_not_reused_after_first": max}
+
+
+def base_name(preset) -> str:
+    """The named preset a (possibly scaled) preset comes from: 'quick@n=600' -> 'quick'."""
+    return preset.name.split("@", 1)[0]
+
+
+@dataclass
+class Measurement:
+    """What ``bench.measure`` returns: the build and query reports of every run, and the last result."""
+
+    build_reports: list
+    query_reports: list
+    results: list      # (idx, dist) of every run
+    tree: object       # the last run's tree
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return float(statistics.median(values)) if values else None
+
+
+def combine_summaries(summaries: list[dict]) -> dict:
+    """Per key, the median over runs (the worst case for the reuse count); None stays None."""
+    out = {}
+    for key in summaries[0]:
+        values = [s.get(key) for s in summaries]
+        if all(v is None for v in values):
+            out[key] = None
+        elif key in _WORST_OF_RUNS:
+            out[key] = _WORST_OF_RUNS[key](v for v in values if v is not None)
+        else:
+            med = _median(values)
+            out[key] = int(med) if all(isinstance(v, int) for v in values) and med == int(med) else med
+    return out
+
+
+def preset_fields(preset) -> dict:
+    return {
+        "preset": preset.name,
+        "base_preset": base_name(preset),
+        "metric": preset.metric,
+        "n": preset.n,
+        "d": preset.d,
+        "k": preset.k,
+        "queries": preset.queries,
+        "inducing": preset.inducing,
+        "predecessor_mode": preset.predecessor_mode,
+        "batch_size": preset.batch_size,
+        "seed": preset.seed,
+    }
+
+
+def make_result(preset, runtime, measurement: Measurement, *, scaled: bool = False,
+                warmup_s: float | None = None, ref=None,
+                recalls: list | None = None, data_s: float | None = None) -> dict:
+    """The JSON-ready record of one bench run (without verdicts, environment and git)."""
+    builds = [b.build_wall_ms for b in measurement.build_reports]
+    queries = [q.query_wall_ms for q in measurement.query_reports]
+    summary = combine_summaries([b.summary() for b in measurement.build_reports])
+    build_ms = _median(builds)
+    query_ms = _median(queries)
+    qrep = measurement.query_reports[-1]
+    result = {
+        "schema": SCHEMA_ID,
+        "version": SCHEMA_VERSION,
+        **preset_fields(preset),
+        "scaled": bool(scaled),
+        "phases": runtime.phases.as_dict(),
+        "phases_label": runtime.phases.label(),
+        "runtime": {key: entry["value"] for key, entry in runtime.describe().items()},
+        "runtime_sources": {key: entry["source"] for key, entry in runtime.describe().items()},
+        "repeat": len(builds),
+        "warmup_ms": None if warmup_s is None else warmup_s * 1e3,
+        "data_ms": None if data_s is None else data_s * 1e3,
+        "build_wall_ms": build_ms,
+        "build_wall_ms_runs": builds,
+        "query_wall_ms": query_ms,
+        "query_wall_ms_runs": queries,
+        "queries_per_s": preset.queries / (query_ms / 1e3) if query_ms else None,
+        "pairs_evaluated": qrep.pairs_evaluated,
+        "query": {
+            "whitened_block_pairs": qrep.whitened_block_pairs,
+            "whitened_block_ms": _median([q.whitened_block_ms for q in measurement.query_reports]),
+            "kernel_provider_pairs": qrep.kernel_provider_pairs,
+            "kernel_provider_ms": _median([q.kernel_provider_ms for q in measurement.query_reports]),
+        },
+        "recall": None,
+        "recall_runs": None,
+        "reference": None,
+        "reference_ms": None,
+        "ckdtree_query_ms": None,
+        "summary": summary,
+    }
+    if ref is not None:
+        result["reference"] = ref.kind
+        result["reference_ms"] = ref.ms
+        result["ckdtree_query_ms"] = ref.ckdtree_query_ms
+    if recalls:
+        result["recall_runs"] = list(recalls)
+        result["recall"] = min(recalls)
+    result["derived"] = derived_figures(result)
+    return result
+
+
+def derived_figures(result: dict) -> dict:
+    """Figures the issue's targets are stated in: build+query against the reference, cKDTree."""
+    build, query, ref = result["build_wall_ms"], result["query_wall_ms"], result["reference_ms"]
+    out = {"build_query_ms": build + query if build is not None and query is not None else None,
+           "build_query_over_reference": None, "build_query_minus_reference_ms": None,
+           "query_over_ckdtree": None}
+    if out["build_query_ms"] is not None and ref:
+        out["build_query_over_reference"] = out["build_query_ms"] / ref
+        out["build_query_minus_reference_ms"] = out["build_query_ms"] - ref
+    if query is not None and result.get("ckdtree_query_ms"):
+        out["query_over_ckdtree"] = query / result["ckdtree_query_ms"]
+    return out
+
+
+def figures(result: dict) -> dict:
+    """Every figure of a result by name: top-level numbers, the build summary, derived figures."""
+    out = {key: value for key, value in result.items()
+           if isinstance(value, (int, float)) and not isinstance(value, bool)}
+    out["recall"] = result.get("recall")
+    out.update(result.get("summary") or {})
+    out.update(result.get("derived") or {})
+    return out

@@ -1,0 +1,229 @@
+"""The one reader of the thresholds file, and the verdicts it gives.
+
+The default file ships with the package (``covertreex_bench/thresholds.toml``, read through
+importlib.resources), so ``covertreex bench --check`` judges its figures from any directory.
+Schema (``version = 1``):
+
+- a table that names ``presets`` is a gate; each of its sub-tables is one figure with
+  ``op`` (required: <=, <, >=, >, ==), numbers (``audit``, ``machine``, ``issue``, ...),
+  ``gate`` naming the number the verdict uses (default "machine") and an optional ``source``;
+- ``[compare]`` drives perf/compare.py and the report's regression colours:
+  ``slowdown_factor`` (required, > 0), ``preset``, ``repeat``, ``rounds``, ``figures``.
+
+Every consumer (bench verdicts, the pytest gate, the report, perf/compare.py) goes through
+``load``, so a file one of them accepts the others accept too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .common import BenchError
+
+DEFAULT_RESOURCE = "thresholds.toml"
+OPS = {
+    "<=": lambda v, t: v <= t,
+    "<": lambda v, t: v < t,
+    ">=": lambda v, t: v >= t,
+    ">": lambda v, t: v > t,
+    "==": lambda v, t: v == t,
+}
+DEFAULT_GATE = "machine"
+
+
+class ThresholdsError(BenchError):
+    """The thresholds file is missing, unreadable or malformed; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One gate: ``figure op limit``, where limit is the number named by ``gate``."""
+
+    table: str
+    figure: str
+    op: str
+    gate: str
+    limits: dict        # every stated number: {"audit": ..., "machine": ..., "issue": ...}
+    source: str = ""
+    presets: tuple = ()
+
+    @property
+    def limit(self) -> float:
+        return self.limits[self.gate]
+
+    def as_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "presets": list(self.presets), "limit": self.limit}
+
+
+@dataclass(frozen=True)
+class Compare:
+    """The [compare] table: how perf/compare.py measures, and the slowdown it tolerates."""
+
+    slowdown_factor: float
+    preset: str = "quick"
+    repeat: int = 3
+    rounds: int = 1
+    figures: tuple = ("build_wall_ms", "query_wall_ms", "traversal_ms_median")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    path: str
+    gates: tuple = ()
+    compare: Compare | None = None
+    raw: dict = field(default_factory=dict, repr=False)
+
+    def for_preset(self, preset_name: str) -> list[Threshold]:
+        """Every threshold of every table whose ``presets`` list holds ``preset_name``."""
+        return [t for t in self.gates if preset_name in t.presets]
+
+
+def default_path():
+    """The packaged thresholds file (a Traversable; str() of it names it in messages)."""
+    try:
+        return resources.files("covertreex_bench").joinpath(DEFAULT_RESOURCE)
+    except NotADirectoryError:
+        # Python 3.11's resource reader refuses a namespace package whose path holds an entry
+        # that is not a folder: what a setuptools editable install made while covertreex_bench
+        # had no __init__.py maps it to. The file sits beside this module all the same.
+        return Path(__file__).with_name(DEFAULT_RESOURCE)
+
+
+def load(path=None) -> Thresholds:
+    """Read and check a thresholds file (default: the packaged one); ThresholdsError naming
+    the file and what is wrong with it otherwise."""
+    source = default_path() if path is None else Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ThresholdsError(f"thresholds file {source} does not exist") from None
+    except IsADirectoryError:
+        raise ThresholdsError(f"thresholds file {source} is a directory") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ThresholdsError(f"cannot read thresholds file {source}: {exc}") from None
+    try:
+        config = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ThresholdsError(f"thresholds file {source} is not valid TOML: {exc}") from None
+    return parse(config, str(source))
+
+
+def parse(config: dict, path: str = "<thresholds>") -> Thresholds:
+    """Check a parsed thresholds document; ThresholdsError on the first malformed entry."""
+    version = config.get("version", 1)
+    if version != 1:
+        raise ThresholdsError(f"thresholds file {path}: version {version!r} is not supported (1 is)")
+    gates = []
+    for name, table in config.items():
+        if isinstance(table, dict) and "presets" in table:
+            gates.extend(_table(path, name, table))
+    compare = _compare(path, config["compare"]) if isinstance(config.get("compare"), dict) else None
+    return Thresholds(path, tuple(gates), compare, config)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _table(path: str, name: str, table: dict) -> list[Threshold]:
+    presets = table["presets"]
+    if not isinstance(presets, list) or not all(isinstance(p, str) for p in presets):
+        raise ThresholdsError(f"thresholds file {path} [{name}]: presets must be a list of names")
+    out = []
+    for figure, entry in table.items():
+        if not isinstance(entry, dict):
+            continue
+        where = f"thresholds file {path} [{name}.{figure}]"
+        op = entry.get("op")
+        if op not in OPS:
+            raise ThresholdsError(f"{where}: op must be one of {' '.join(OPS)}, got {op!r}")
+        gate = entry.get("gate", DEFAULT_GATE)
+        limits = {key: float(value) for key, value in entry.items() if _number(value)}
+        if gate not in limits:
+            raise ThresholdsError(f"{where}: gate = {gate!r} names no number of the entry "
+                                  f"(it has {', '.join(limits) or 'none'})")
+        out.append(Threshold(name, figure, op, gate, limits, str(entry.get("source", "")),
+                             tuple(presets)))
+    return out
+
+
+def _compare(path: str, table: dict) -> Compare:
+    where = f"thresholds file {path} [compare]"
+    factor = table.get("slowdown_factor")
+    if not _number(factor) or factor <= 0:
+        raise ThresholdsError(f"{where}: slowdown_factor must be a number > 0, got {factor!r}")
+    settings = {"slowdown_factor": float(factor)}
+    for key, kind in (("preset", str), ("repeat", int), ("rounds", int)):
+        if key in table:
+            value = table[key]
+            if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 1):
+                raise ThresholdsError(f"{where}: {key} must be a "
+                                      f"{'positive integer' if kind is int else 'name'}, got {value!r}")
+            settings[key] = value
+    if "figures" in table:
+        figures = table["figures"]
+        if not isinstance(figures, list) or not figures or not all(isinstance(f, str) for f in figures):
+            raise ThresholdsError(f"{where}: figures must be a non-empty list of figure names")
+        settings["figures"] = tuple(figures)
+    return Compare(**settings)
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+@dataclass(frozen=True)
+class Verdict:
+    table: str
+    figure: str
+    value: float | None
+    op: str
+    limit: float
+    gate: str
+    limits: dict
+    status: str          # "PASS", "FAIL" or "SKIP" (figure not measured in this run)
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def message(self) -> str:
+        """One line naming the figure, its value and its threshold."""
+        others = ", ".join(f"{k} {v:g}" for k, v in self.limits.items() if k != self.gate)
+        value = "not measured" if self.value is None else f"{self.value:.6g}"
+        return (f"{self.figure} = {value}, threshold {self.op} {self.limit:g} "
+                f"({self.gate}, table {self.table}{'; ' + others if others else ''}): {self.status}"
+                + (f" ({self.note})" if self.note else ""))
+
+
+def passes(op: str, value: float, limit: float) -> bool:
+    return OPS[op](value, limit) and not math.isnan(value)
+
+
+def evaluate(values: dict, thresholds) -> list[Verdict]:
+    """One verdict per threshold over ``values`` ({figure: number}, results.figures() of a
+    run); a figure the run did not measure is SKIP, never PASS."""
+    out = []
+    for t in thresholds:
+        value = values.get(t.figure)
+        if value is None:
+            if t.figure == "recall" or "reference" in t.figure or "ckdtree" in t.figure:
+                note = "run with --check"
+            elif t.figure.endswith("_dominated") and not values.get("dominated_batches"):
+                note = "no dominated batches"
+            else:
+                note = "not measured in this run"
+            out.append(Verdict(t.table, t.figure, None, t.op, t.limit, t.gate, t.limits, "SKIP", note))
+            continue
+        value = float(value)
+        out.append(Verdict(t.table, t.figure, value, t.op, t.limit, t.gate, t.limits,
+                           "PASS" if passes(t.op, value, t.limit) else "FAIL"))
+    return out
+
+
+def failed(verdicts) -> list[Verdict]:
+    return [v for v in verdicts if v.status == "FAIL"]
