@@ -109,7 +109,7 @@ def _telemetry_records(scale: float) -> list[dict]:
 THRESHOLDS = """\
 version = 1
 [compare]
-factor = 1.5
+slowdown_factor = 1.5
 [quick]
 presets = ["quick"]
 traversal_ms_median_dominated = { op = "<=", audit = 150.0, machine = 850.0, gate = "machine" }
@@ -408,7 +408,7 @@ def test_report_with_no_arguments_at_all(tmp_path):
 def test_report_without_thresholds_file(tmp_path, fixtures):
     fixtures["thresholds"] = tmp_path / "absent.toml"
     html = build_report(tmp_path / "out", **fixtures).read_text(encoding="utf-8")
-    assert "No threshold of perf/thresholds.toml applies" in html
+    assert "No threshold of the thresholds file applies" in html
     assert "(gate)" not in html.split('data-section="ladder-chart"')[0]
     # The JSON verdict is still shown without the thresholds file.
     assert "FAIL" in parse_sections(html).found["verdicts-table"]["text"]
@@ -424,7 +424,7 @@ def test_base_commit_and_no_regression(tmp_path):
 
 
 def test_report_cli(tmp_path, fixtures, capsys):
-    from covertreex_bench import report_cli
+    from covertreex_bench import cli, report_cli
 
     out = tmp_path / "site"
     argv = ["--out", str(out), "--asv", str(fixtures["asv"]), "--gate", str(fixtures["gate"][0]),
@@ -434,18 +434,31 @@ def test_report_cli(tmp_path, fixtures, capsys):
     printed = capsys.readouterr().out.strip()
     assert printed == str((out / "index.html").resolve())
     assert (out / "index.html").is_file()
-    # Through the `covertreex report` subcommand of covertreex_bench.cli, when it exists.
-    try:
-        from covertreex_bench import cli
-    except ImportError:
-        pytest.skip("covertreex_bench.cli not present")
-    assert cli.main(["report"] + argv[:2] + ["--asv", str(tmp_path / "none")] + ["--quiet"]) == 0
+    # Through the `covertreex report` subcommand, with the packaged thresholds file.
+    other = tmp_path / "other"
+    assert cli.main(["report", "--out", str(other), "--asv", str(tmp_path / "none"),
+                     "--bench", str(fixtures["bench"][0]), "--gate", str(fixtures["gate"][0]),
+                     "--quiet"]) == 0
+    html = (other / "index.html").read_text(encoding="utf-8")
+    assert "thresholds.toml" in parse_sections(html).found["inputs-table"]["text"]
+
+
+def test_report_cli_malformed_thresholds_is_skipped_with_its_reason(tmp_path, fixtures, capsys):
+    from covertreex_bench import report_cli
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[quick]\npresets = ["quick"]\n[quick.recall]\naudit = 1.0\n')
+    assert report_cli.main(["--out", str(tmp_path / "site"), "--bench", str(fixtures["bench"][0]),
+                            "--thresholds", str(bad), "--quiet"]) == 0
+    inputs = parse_sections((tmp_path / "site" / "index.html").read_text(encoding="utf-8"))
+    assert "op must be one of" in inputs.found["inputs-table"]["text"]
 
 
 def test_add_arguments_interface():
     import argparse
 
-    from covertreex_bench import profile_cli, report_cli
+    from covertreex_bench import report_cli
+    from covertreex_bench.profiling import cli as profile_cli
 
     for module in (report_cli, profile_cli):
         parser = argparse.ArgumentParser()
@@ -454,4 +467,4 @@ def test_add_arguments_interface():
     parser = argparse.ArgumentParser()
     report_cli.add_arguments(parser)
     args = parser.parse_args(["--out", "x"])
-    assert args.out == "x" and args.asv == "asv_bench/results"
+    assert args.out == "x" and args.asv == "asv_bench/results" and args.thresholds is None

@@ -1,4 +1,5 @@
-"""Static HTML regression report (DESIGN section 8): ``covertreex report``.
+"""Static HTML regression report (docs/design.md, "Harness"), the library behind ``covertreex report``
+(``covertreex_bench.report_cli``).
 
 ``build_report(out_dir, asv=..., gate=[...], bench=[...], logs=[...], profiles=...,
 thresholds=...)`` reads asv results, bench / gate JSON, telemetry JSONL logs and profile
@@ -8,11 +9,4 @@ no script, no network request) plus offline copies of the pyinstrument pages it 
 
 from .builder import SECTIONS, build_report
 
-__all__ = ["SECTIONS", "build_report", "main"]
-
-
-def main(argv=None) -> int:
-    """``covertreex report`` (see covertreex_bench.report_cli)."""
-    from ..report_cli import main as _main
-
-    return _main(argv)
+__all__ = ["SECTIONS", "build_report"]

@@ -8,8 +8,8 @@
   ladder runs hold one result per step under ``steps``);
 - telemetry JSON lines (``covertreex.telemetry.read_jsonl``);
 - profile summaries (``summary.json`` of ``covertreex profile``, ``schema: covertreex.profile``);
-- ``perf/thresholds.toml`` (tables naming ``presets`` and per-figure ``{op, gate, numbers}``;
-  ``[compare] factor`` or ``slowdown_factor`` is the regression factor, default 1.5).
+- the thresholds file, through ``covertreex_bench.thresholds`` (its ``[compare] slowdown_factor``
+  is the regression factor, default 1.5).
 
 Problems are collected in ``Inputs.skipped`` (path, reason) and shown in the report.
 """
@@ -23,11 +23,12 @@ import json
 import math
 import os
 import subprocess
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
+from .. import thresholds as thresholds_file
 
 DEFAULT_FACTOR = 1.5
 
@@ -81,7 +82,7 @@ class Inputs:
     builds: pd.DataFrame = field(default_factory=pd.DataFrame)
     queries: pd.DataFrame = field(default_factory=pd.DataFrame)
     profiles: list = field(default_factory=list)      # (path, summary)
-    thresholds: dict | None = None
+    thresholds: object | None = None                 # covertreex_bench.thresholds.Thresholds
     thresholds_path: str | None = None
     factor: float = DEFAULT_FACTOR
     read: list = field(default_factory=list)          # (kind, path, note)
@@ -393,52 +394,31 @@ def load_profiles(root, inputs: Inputs) -> None:
 
 
 def load_thresholds(path, inputs: Inputs) -> None:
+    """The thresholds file (a path, or the packaged file's Traversable); absent is fine."""
     if path is None:
         inputs.missing["thresholds"] = "no thresholds file"
         return
-    path = Path(path)
+    path = path if hasattr(path, "is_file") else Path(path)
     if not path.is_file():
         inputs.missing["thresholds"] = f"no thresholds file {path}"
         return
     try:
-        with open(path, "rb") as fh:
-            config = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        config = thresholds_file.load(path)
+    except thresholds_file.ThresholdsError as exc:
         inputs.skipped.append(("thresholds", str(path), str(exc)))
         inputs.missing["thresholds"] = f"thresholds file {path} unreadable"
         return
     inputs.thresholds = config
-    inputs.thresholds_path = str(path)
-    compare = config.get("compare") if isinstance(config.get("compare"), dict) else {}
-    for key in ("factor", "slowdown_factor"):
-        value = compare.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-            inputs.factor = float(value)
-            break
-    inputs.read.append(("thresholds", str(path), f"{len(threshold_entries(config))} thresholds, "
+    inputs.thresholds_path = config.path
+    if config.compare is not None:
+        inputs.factor = config.compare.slowdown_factor
+    inputs.read.append(("thresholds", config.path, f"{len(config.gates)} thresholds, "
                         f"factor {inputs.factor:g}"))
 
 
-def threshold_entries(config: dict | None) -> list[dict]:
-    """Every threshold: {"table", "presets", "figure", "op", "gate", "limit", "limits", "source"}."""
-    out = []
-    for table, body in (config or {}).items():
-        if not isinstance(body, dict) or "presets" not in body:
-            continue
-        presets = [str(p) for p in body.get("presets") or []]
-        for figure, entry in body.items():
-            if not isinstance(entry, dict):
-                continue
-            limits = {k: float(v) for k, v in entry.items()
-                      if isinstance(v, (int, float)) and not isinstance(v, bool)}
-            gate = entry.get("gate", "machine")
-            if gate not in limits:
-                gate = next(iter(limits), None)
-            out.append({"table": table, "presets": presets, "figure": figure,
-                        "op": entry.get("op", "<="), "gate": gate,
-                        "limit": limits.get(gate) if gate else None, "limits": limits,
-                        "source": str(entry.get("source", ""))})
-    return out
+def threshold_entries(config) -> list[dict]:
+    """Every threshold as a dict: {"table", "presets", "figure", "op", "gate", "limit", "limits", "source"}."""
+    return [t.as_dict() for t in config.gates] if config is not None else []
 
 
 # --------------------------------------------------------------------------- commits

@@ -51,7 +51,7 @@ INTRO = {
               "what each phase buys.",
     "regressions": "The newest value of every series against the commit before it and against "
                    "the base commit.",
-    "verdicts": "Each threshold of perf/thresholds.toml judged on the newest run of its presets.",
+    "verdicts": "Each threshold of the thresholds file judged on the newest run of its presets.",
     "telemetry": "Per-batch records of the telemetry logs (covertreex bench --log).",
     "profiles": "pyinstrument captures (covertreex profile): where sampled time goes in the build's "
                 "hot phase and in the queries, and the evidence that hot Numba kernels run without "
