@@ -14,14 +14,15 @@ import warnings
 import numpy as np
 import pytest
 
-from covertreex_bench.profiling import gil
+from covertreex_bench.profiling import kernels as kernel_finder, probes
 from covertreex_bench.profiling.capture import CATEGORIES, SessionClassifier
+from covertreex_bench.profiling.llvm_scan import llvm_scan, scan_llvm_ir
 
 
 @pytest.fixture(scope="module")
 def profile_run(tmp_path_factory):
     """One `covertreex profile` run on a scaled-down quick preset (compiles the kernels)."""
-    from covertreex_bench import profile_cli
+    from covertreex_bench.profiling import cli as profile_cli
 
     out = tmp_path_factory.mktemp("profile")
     argv = ["--preset", "quick", "--n", "700", "--queries", "32", "--out", str(out),
@@ -33,19 +34,19 @@ def profile_run(tmp_path_factory):
 
 def test_llvm_scan_finds_no_gil_or_python_calls_in_hot_kernels(profile_run):
     rc, _, summary = profile_run
-    kernels, errors = gil.hot_kernels()
+    kernels, errors = kernel_finder.hot_kernels()
     assert not errors, f"kernel modules failed to import: {errors}"
-    scan = gil.llvm_scan(kernels)
+    scan = llvm_scan(kernels)
     compiled = [k for k in scan if k["compiled"]]
     assert len(compiled) >= 5, [k["kernel"] for k in scan]
     problems = {k["kernel"]: (k["error"] or ("nogil=False" if not k["nogil"] else k["hot_sites"][:3]))
                 for k in compiled if not k["ok"]}
     assert not problems, f"hot kernels that take the GIL or call Python: {problems}"
     # The module list covers every *_kernels module plus the residual metric.
-    names = gil.kernel_module_names()
+    names = kernel_finder.kernel_module_names()
     assert "covertreex.metrics.residual.metric" in names
     assert "covertreex.metrics.distance_kernels" in names
-    assert all(n.endswith("_kernels") or n in gil.EXTRA_KERNEL_MODULES for n in names)
+    assert all(n.endswith("_kernels") or n in kernel_finder.EXTRA_KERNEL_MODULES for n in names)
     assert summary["gil"]["llvm_clean"] is True
     assert rc == 0
 
@@ -68,13 +69,13 @@ def test_llvm_scan_flags_objmode_and_gil_holding_kernels():
         warnings.simplefilter("ignore")
         bad = njit(nogil=True)(body)
         bad(np.ones(3))
-    res = [gil.scan_llvm_ir(ir) for ir in bad.inspect_llvm().values()]
+    res = [scan_llvm_ir(ir) for ir in bad.inspect_llvm().values()]
     hot = {s for r in res for s in r["sites"]["hot"]}
     assert {"numba_gil_ensure", "PyObject_Call"} <= hot, res
 
     held = njit(nogil=False)(lambda x: x.sum())
     held(np.ones(3))
-    entry = gil.llvm_scan([gil.Kernel("test", "held", held)])[0]
+    entry = llvm_scan([kernel_finder.Kernel("test", "held", held)])[0]
     assert entry["clean"] is True and entry["ok"] is False
 
 
@@ -146,7 +147,7 @@ def test_classifier_puts_detached_kernel_records_in_their_region():
     import covertreex.engine.walk_kernels as wk
     from covertreex_bench.profiling.capture import REGIONS
 
-    kernel = next(obj for obj in vars(wk).values() if gil._is_dispatcher(obj))
+    kernel = next(obj for obj in vars(wk).values() if kernel_finder.is_dispatcher(obj))
     code = kernel.py_func.__code__
     kframe = f"{code.co_name}\x00{code.co_filename}\x00{code.co_firstlineno}"
     import covertreex.insert.insert as ins
@@ -165,7 +166,7 @@ def test_classifier_puts_detached_kernel_records_in_their_region():
 
 
 def test_profile_rejects_unknown_preset(capsys):
-    from covertreex_bench import profile_cli
+    from covertreex_bench.profiling import cli as profile_cli
 
     assert profile_cli.main(["--preset", "no-such-preset", "--quiet"]) == 2
     assert "unknown preset" in capsys.readouterr().err
@@ -174,7 +175,7 @@ def test_profile_rejects_unknown_preset(capsys):
 @pytest.mark.skipif(__import__("shutil").which("py-spy") is None,
                     reason="py-spy not on PATH (pip install py-spy to run probe (d))")
 def test_py_spy_probe_tells_gil_from_nogil():
-    res = gil.py_spy(("residual_tile_kernel", "control_gil"), seconds=1.0, n=2048)
+    res = probes.py_spy(("residual_tile_kernel", "control_gil"), seconds=1.0, n=2048)
     runs = {r["scenario"]: r for r in res["runs"]}
     assert "error" not in runs["control_gil"], runs["control_gil"]
     assert runs["control_gil"]["gil_share"] > 0.8

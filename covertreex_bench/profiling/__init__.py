@@ -1,4 +1,4 @@
-"""Profiling suite: pyinstrument captures, Python-callout and GIL evidence (DESIGN section 8).
+"""Profiling suite: pyinstrument captures, Python-callout and GIL evidence (docs/design.md, "Harness").
 
 ``covertreex profile --preset NAME`` (``covertreex_bench.profiling.cli``) writes per phase setting
 the pyinstrument HTML, session, JSON and speedscope files, and ``summary.json``::
@@ -9,7 +9,7 @@ the pyinstrument HTML, session, JSON and speedscope files, and ``summary.json``:
       "preset": {"name", "base", "metric", "n", "d", "k", "queries", "inducing",
                  "predecessor_mode", "scaled"},
       "data_ms": float,                      # workload (backend) construction, not profiled
-      "environment": {...},                  # covertreex_bench.bench.environment(): versions, threads
+      "environment": {...},                  # covertreex_bench.environment.environment(): versions, threads
       "git_commit": str | null, "git_dirty": bool | null,
       "runs": [                              # one per phase setting ("all", "baseline")
         {"phases": "all", "phase_flags": {name: bool}, "warm_s": float,

@@ -29,9 +29,10 @@ import linecache
 import os
 import re
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
+
+from ..runtime import make_runtime, warm_up
 
 CATEGORIES = ("covertreex_python", "numba_kernels", "numpy_blas", "other")
 # Region name -> function names (in covertreex files) whose frame marks it.
@@ -277,7 +278,7 @@ class SessionClassifier:
     """Classifies the frame records of pyinstrument sessions (see the module docstring)."""
 
     def __init__(self, kernels: dict | None = None):
-        from .gil import dispatcher_index
+        from .kernels import dispatcher_index
 
         self.kernels = dispatcher_index() if kernels is None else kernels
         self.pkg = package_root()
@@ -458,29 +459,10 @@ def write_session_files(session, out_dir: Path, stem: str) -> dict:
 # --------------------------------------------------------------------------- one capture
 
 
-def runtime_for(preset, phases, threads=1):
-    """The preset's Runtime for a capture. One thread by default: pyinstrument samples only the
-    thread that started it, and with one worker the blocked walks run in that thread (with
-    more, their kernels would run in pool threads the profile never sees)."""
-    from covertreex.runtime import Runtime
-
-    return Runtime(metric=preset.metric, phases=phases, batch_size=preset.batch_size,
-                   seed=preset.seed, threads=threads)
-
-
-def warm_up(preset, phases, n: int = 1100) -> float:
-    """Build and query a small copy of the preset with the same phases: compiles Numba."""
-    from covertreex.cover_tree import CoverTree
-    from ..workloads import load_workload, scaled
-
-    t0 = time.perf_counter()
-    small = preset if preset.n <= n else (
-        scaled(preset, n) if (preset.predecessor_mode or preset.queries_all)
-        else scaled(preset, n, queries=min(preset.queries, 64)))
-    w = load_workload(small)
-    tree = CoverTree(runtime_for(small, phases)).fit(w.fit_input)
-    tree.knn_report(w.knn_queries, small.k, predecessor_mode=small.predecessor_mode)
-    return time.perf_counter() - t0
+# One worker thread for a capture: pyinstrument samples only the thread that started it, and
+# with one worker the blocked walks run in that thread (with more, their kernels would run in
+# pool threads the profile never sees).
+CAPTURE_THREADS = 1
 
 
 def profile_phase(preset, workload, phases, label: str, out_dir: Path, *,
@@ -489,14 +471,14 @@ def profile_phase(preset, workload, phases, label: str, out_dir: Path, *,
     from pyinstrument import Profiler
     from pyinstrument.session import Session
 
-    from covertreex.cover_tree import CoverTree
+    from covertreex import CoverTree
 
     say = say or (lambda msg: None)
     entry = {"phases": label, "phase_flags": phases.as_dict(), "warm_s": None}
     if warm:
         say(f"profile [{label}]: warming Numba on a small copy of {preset.name}")
-        entry["warm_s"] = warm_up(preset, phases)
-    runtime = runtime_for(preset, phases)
+        entry["warm_s"] = warm_up(preset, phases, CAPTURE_THREADS)
+    runtime = make_runtime(preset, phases, CAPTURE_THREADS)
     say(f"profile [{label}]: build of n={preset.n}")
     profiler = Profiler(interval=interval, async_mode="disabled")
     profiler.start()

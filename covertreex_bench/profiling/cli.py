@@ -14,12 +14,12 @@ import argparse
 import json
 import math
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from ..common import INSTALL_HINT
+from ..environment import environment, git_info
 from . import SCHEMA_ID, SCHEMA_VERSION
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -76,36 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     return parser
-
-
-def _environment() -> dict:
-    try:
-        from ..bench import environment
-
-        return environment()
-    except Exception:
-        import numba
-        import numpy
-
-        return {"python": platform.python_version(), "platform": platform.platform(),
-                "hostname": platform.node(), "cpu_count": os.cpu_count(),
-                "numpy": numpy.__version__, "numba": numba.__version__}
-
-
-def _git() -> dict:
-    try:
-        from ..bench import git_info
-
-        return git_info()
-    except Exception:
-        pass
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"commit": commit, "dirty": None}
 
 
 def _json_default(obj):
@@ -193,7 +163,7 @@ def run(args, say) -> tuple[dict, Path]:
         except Exception as exc:
             gil = {"skipped": True, "error": f"{type(exc).__name__}: {exc}",
                    "note": "GIL probes failed"}
-    git = _git()
+    git = git_info()
     summary = {
         "schema": SCHEMA_ID,
         "version": SCHEMA_VERSION,
@@ -204,7 +174,7 @@ def run(args, say) -> tuple[dict, Path]:
                    "inducing": preset.inducing, "predecessor_mode": preset.predecessor_mode,
                    "scaled": scaled},
         "data_ms": data_ms,
-        "environment": _environment(),
+        "environment": environment(),
         "git_commit": git.get("commit"),
         "git_dirty": git.get("dirty"),
         "runs": runs,
@@ -295,8 +265,8 @@ def main(args=None) -> int:
     try:
         import pyinstrument  # noqa: F401
     except ImportError:
-        print("covertreex profile: error: pyinstrument is not installed "
-              "(pip install -e '.[dev]')", file=sys.stderr)
+        print(f"covertreex profile: error: pyinstrument is not installed ({INSTALL_HINT})",
+              file=sys.stderr)
         return EXIT_USAGE
     try:
         summary, path = run(args, say)
