@@ -12,12 +12,10 @@ the gold profile therefore land in separate series (``preset='quick'`` vs
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import importlib.util
 import os
 import statistics
-import tempfile
 from pathlib import Path
 
 PROFILE_ENV = "COVERTREEX_ASV_PROFILE"
@@ -35,30 +33,10 @@ PROFILE = _profile()
 GOLD = PROFILE == "gold"
 
 
-def _numba_cache_dir() -> str | None:
-    """A Numba cache folder keyed on a hash of the installed covertreex sources.
-
-    Numba revalidates a cached kernel against its own file only, not against the files of the
-    kernels it calls, so a cache shared by two commits (or by an edited working tree) can run
-    stale machine code. One folder per source hash, under NUMBA_CACHE_DIR if set (else the
-    temp dir), keeps every commit on its own code and still lets repeated runs reuse it.
-    """
-    spec = importlib.util.find_spec("covertreex")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    root = Path(next(iter(spec.submodule_search_locations)))
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
-    base = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(tempfile.gettempdir(), "covertreex-asv-numba")
-    return os.path.join(base, f"asv-{digest.hexdigest()[:16]}")
-
-
-# Set before anything imports numba (covertreex is only imported inside setup).
-_cache = _numba_cache_dir()
-if _cache is not None:
-    os.environ["NUMBA_CACHE_DIR"] = _cache
+# NUMBA_CACHE_DIR is left to whoever runs asv: asv hands its own environment to every
+# benchmark process (the Makefile exports a folder keyed on the sources). Each commit's wheel
+# is installed afresh, which gives every source file a new modification time, and Numba
+# rejects a cached kernel whose source file's time changed: two commits never share kernels.
 
 # Preset names as covertreex_bench.workloads knows them; "NAME@n=N" is workloads.scaled(NAME, N),
 # the name scaled() itself gives the smaller copy.
@@ -93,9 +71,19 @@ LADDER_LABELS = [
     "+7 thread_guard",
 ]
 
-# Warm-up workload: three insertion batches of 512 exercise the multi-batch paths.
-WARMUP_N = 1100
-WARMUP_QUERIES = 64
+# The harness's one Runtime-from-preset and one Numba warm-up. asv runs the suites of this
+# checkout against the wheel of another commit, which may predate covertreex_bench: the file
+# is loaded by path and finds that commit's workloads itself (covertreex.workloads before the
+# harness moved out of the index).
+HARNESS_RUNTIME = Path(__file__).resolve().parents[1] / "covertreex_bench" / "runtime.py"
+
+
+@functools.lru_cache(maxsize=None)
+def harness():
+    spec = importlib.util.spec_from_file_location("_asv_harness_runtime", HARNESS_RUNTIME)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def require(module: str, *attrs: str):
@@ -116,28 +104,33 @@ def require(module: str, *attrs: str):
     return mod
 
 
+def workloads():
+    """The workloads module of the installed commit; NotImplementedError (asv: skipped) when
+    the commit has none."""
+    try:
+        return harness().workloads_module()
+    except ModuleNotFoundError as exc:
+        raise NotImplementedError(str(exc)) from None
+
+
 def preset(name: str):
     """The workloads.Preset called name, or its scaled copy for 'NAME@n=N'."""
-    workloads = require("workloads", "get_preset", "scaled", "load_workload")
     base, sep, size = name.partition("@n=")
     if not sep:
-        return workloads.get_preset(name)
-    return workloads.scaled(base, int(size))
+        return workloads().get_preset(name)
+    return workloads().scaled(base, int(size))
 
 
 @functools.lru_cache(maxsize=None)
 def workload(name: str):
     """The materialised workload of a preset (residual: with its backend), once per process."""
-    workloads = require("workloads", "load_workload")
-    return workloads.load_workload(preset(name))
+    return workloads().load_workload(preset(name))
 
 
-def runtime(metric: str, phases=None):
-    """Runtime(metric=..., phases=...); phases needs a commit with covertreex.phases."""
-    covertreex = require("", "CoverTree", "Runtime")
-    if phases is None:
-        return covertreex.Runtime(metric=metric)
-    return covertreex.Runtime(metric=metric, phases=phases)
+def runtime(name: str, phases=None):
+    """The Runtime preset ``name`` is benchmarked with (phases needs covertreex.phases)."""
+    require("", "CoverTree", "Runtime")
+    return harness().make_runtime(preset(name), phases)
 
 
 _WARM: set = set()
@@ -150,12 +143,7 @@ def warm_up(name: str, phases=None) -> None:
     key = (p.metric, None if phases is None else repr(phases))
     if key in _WARM:
         return
-    workloads = require("workloads", "scaled", "load_workload")
-    covertreex = require("", "CoverTree")
-    small = workloads.scaled(p, WARMUP_N, None if p.queries_all else WARMUP_QUERIES)
-    w = workloads.load_workload(small)
-    tree = covertreex.CoverTree(runtime(p.metric, phases)).fit(w.fit_input)
-    tree.knn(w.knn_queries, small.k, predecessor_mode=small.predecessor_mode)
+    harness().warm_up(p, phases)
     _WARM.add(key)
 
 

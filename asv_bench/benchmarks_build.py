@@ -34,7 +34,7 @@ class Build:
     def setup(self, preset):
         covertreex = c.require("", "CoverTree")
         self.workload = c.workload(preset)
-        self.runtime = c.runtime(self.workload.preset.metric)
+        self.runtime = c.runtime(preset)
         self.cover_tree = covertreex.CoverTree
         c.warm_up(preset)
 
@@ -66,7 +66,7 @@ class Knn:
         self.workload = c.workload(preset)
         p = self.workload.preset
         c.warm_up(preset)
-        self.tree = covertreex.CoverTree(c.runtime(p.metric)).fit(self.workload.fit_input)
+        self.tree = covertreex.CoverTree(c.runtime(preset)).fit(self.workload.fit_input)
         self.k = p.k
         self.predecessor_mode = p.predecessor_mode
 

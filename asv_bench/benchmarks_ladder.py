@@ -1,4 +1,4 @@
-"""The phase ladder (DESIGN sections 5, 7, 8): build telemetry per cumulative audit phase.
+"""The phase ladder (docs/design.md, "Audit phases", "Telemetry"): build telemetry per cumulative audit phase.
 
 One setup_cache, shared by both classes (asv keys it by module and line), builds the ladder
 preset LADDER_REPEATS times per step of ``Phases.ladder()`` (baseline, +1 block_gemm, ...,
@@ -64,7 +64,7 @@ def ladder_cache(_benchmark=None):
         if label not in c.LADDER_LABELS:
             continue
         c.warm_up(c.LADDER_PRESET, phases)
-        rt = c.runtime(p.metric, phases)
+        rt = c.runtime(c.LADDER_PRESET, phases)
         summaries = []
         tree = None
         for _ in range(c.LADDER_REPEATS):
