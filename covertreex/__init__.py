@@ -7,7 +7,8 @@ from . import kernels
 from .cover_tree import CoverTree
 from .metrics.residual import ResidualBackend, build_residual_backend
 from .phases import Phases
-from .runtime import Runtime, configure_threading
+from .runtime import Runtime
+from .threads import configure_threading
 from .telemetry import BuildReport, QueryReport
 
 __all__ = [

@@ -7,6 +7,7 @@ given and what was expected, in the manner of scikit-learn's ``check_array``.
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 
@@ -92,3 +93,30 @@ def as_positive_float(value, name: str) -> float:
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite positive number, got {value}")
     return value
+
+
+# Bytes per (query, neighbour) entry that a kNN call holds at once: the float64 and int64
+# heaps, and the sorted idx and dist it returns.
+_KNN_ENTRY_BYTES = 32
+
+
+def as_k(value, q: int, n: int) -> int:
+    """Return ``value`` as the k of a kNN call over q queries and n points, before anything
+    is allocated: a positive int whose (q, k) results fit in this machine's memory."""
+    k = as_positive_int(value, "k")
+    need = q * k * _KNN_ENTRY_BYTES
+    total = _physical_memory()
+    if total is not None and need > total:
+        raise ValueError(
+            f"k={k} asks for {q} x {k} results, about {need / 2**30:.3g} GiB, more than this "
+            f"machine's {total / 2**30:.3g} GiB of memory; the tree holds n={n} points, so "
+            f"rows have at most {n} neighbours and any k beyond that only adds padding"
+        )
+    return k
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        return None

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import numbers
 import time
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ._validation import as_ids, as_points, as_positive_int
+from ._validation import as_ids, as_k, as_points
+from .engine.layout import Layout, make_layout
+from .engine.walk import Rows
 from .insert.insert import build_tree
 from .insert.order import hilbert_keys, insertion_order
 from .metrics.euclidean import EuclideanMetric
 from .metrics.residual.backend import ResidualBackend
 from .metrics.residual.metric import ResidualMetric
-from .engine.layout import Layout, make_layout
 from .query.knn import knn_search
 from .runtime import Runtime
-from .threads import thread_limits
 from .telemetry import (KP_MS, KP_PAIRS, WB_MS, WB_PAIRS, BuildReport, QueryReport, new_counters,
                         settle)
+from .threads import thread_limits
 from .tree import TreeArrays
 
 
@@ -31,7 +31,7 @@ def _make_metric(runtime: Runtime, data):
                 f"{type(data).__name__}; build one with "
                 "covertreex.metrics.residual.build_residual_backend(coords)"
             )
-        return ResidualMetric(data, runtime.phases, runtime.float32_audit), data.coords
+        return ResidualMetric(data, runtime.plan.tiles), data.coords
     if isinstance(data, ResidualBackend):
         raise TypeError(
             "a euclidean tree is fitted on an (n, d) array, got a ResidualBackend; "
@@ -39,7 +39,7 @@ def _make_metric(runtime: Runtime, data):
         )
     points = as_points(data, "points").copy()
     points.setflags(write=False)
-    return EuclideanMetric(points, runtime.phases), points
+    return EuclideanMetric(points), points
 
 
 def _as_flag(value, name: str) -> bool:
@@ -82,16 +82,14 @@ class CoverTree:
         if progress is not None and not callable(progress):
             raise TypeError(f"progress must be a callable(placed, n) or None, got {progress!r}")
         metric, coords = _make_metric(self.runtime, data)
-        guard = self.runtime.phases.thread_guard
-        with thread_limits(self.runtime.threads, enabled=guard):
+        plan = self.runtime.plan
+        with thread_limits(plan.guard):
             start = time.perf_counter()
-            order = insertion_order(self.runtime.batch_order, coords, self.runtime.seed)
-            arrays, batches = build_tree(metric, order, self.runtime, progress, telemetry)
+            order = insertion_order(plan.insert.batch_order, coords, plan.insert.seed)
+            arrays, batches = build_tree(metric, order, plan, progress, telemetry)
             layout = None
-            if self.runtime.traversal == "pointwise":
-                layout = make_layout(metric, arrays.root, arrays.child_ptr, arrays.child_idx,
-                                     arrays.n, arrays.levels, arrays.radii, arrays.min_id_below,
-                                     with_runs=True)
+            if plan.walk.traversal == "pointwise":
+                layout = make_layout(metric, arrays.view(), arrays.n, with_runs=True)
             build_wall_ms = (time.perf_counter() - start) * 1e3
         report = BuildReport(metric=metric.name, n=arrays.n, phases=self.runtime.phases.as_dict(),
                              build_wall_ms=build_wall_ms, batches=batches)
@@ -131,57 +129,58 @@ class CoverTree:
         """
         start = time.perf_counter()
         arrays = self._fitted()
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-            raise TypeError(f"k must be a positive integer, got {k!r} of type {type(k).__name__}")
-        k = as_positive_int(k, "k")
         predecessor_mode = _as_flag(predecessor_mode, "predecessor_mode")
-        n = arrays.n
-        metric = self.metric
-        if queries is None or metric.name == "residual_correlation":
-            rows = np.arange(n, dtype=np.int64) if queries is None else as_ids(queries, "queries", n)
-            qdata, exclude = metric.data, rows
-            qcoords = self._coords[rows]
-        elif predecessor_mode:
-            raise ValueError(
-                "predecessor_mode=True needs queries=None (every fitted point, point i taking "
-                "neighbours j < i); it is undefined for new query points"
-            )
-        else:
-            qdata = as_points(queries, "queries")
-            if qdata.shape[1] != self._coords.shape[1]:
-                raise ValueError(
-                    f"queries have d={qdata.shape[1]} columns but the tree was fitted on "
-                    f"d={self._coords.shape[1]}"
-                )
-            rows = np.arange(qdata.shape[0], dtype=np.int64)
-            exclude = np.full(rows.shape[0], -1, dtype=np.int64)
-            qcoords = qdata
-        limit = rows.copy() if predecessor_mode else np.full(rows.shape[0], n, dtype=np.int64)
-        strategy = self.runtime.traversal
+        qdata, rows, qcoords = self._query_rows(queries, predecessor_mode)
+        k = as_k(k, rows.ids.shape[0], arrays.n)
+        plan = self.runtime.plan.walk
         perm = None
-        if strategy == "blocked" and predecessor_mode:
+        if plan.traversal == "blocked" and predecessor_mode:
             # Residual distances prune little, while id limits do: a block of consecutive ids
             # skips every subtree whose ids all exceed the block's, which saves more pairs
             # than the spatial coherence of Hilbert blocks does.
-            perm = np.argsort(rows, kind="stable")
-        elif strategy == "blocked":
+            perm = np.argsort(rows.ids, kind="stable")
+        elif plan.traversal == "blocked":
             # Neighbouring queries share most of their frontier: walk them in Hilbert order.
             perm = np.argsort(hilbert_keys(qcoords), kind="stable")
         if perm is not None:
-            rows, exclude, limit = rows[perm], exclude[perm], limit[perm]
+            rows = Rows(*(a[perm] for a in rows))
         counters = new_counters()
-        with thread_limits(self.runtime.threads, enabled=self.runtime.phases.thread_guard):
-            (idx, dist), pairs = knn_search(strategy, arrays, self.layout, metric, qdata, rows,
-                                            exclude, limit, k, self.runtime.query_block,
-                                            self.runtime.threads, counters)
+        with thread_limits(self.runtime.plan.guard):
+            (idx, dist), pairs = knn_search(plan, arrays.view(), self.layout, self.metric, qdata,
+                                            rows, k, counters)
         settle(counters)
         if perm is not None:
             inv = np.empty_like(perm)
             inv[perm] = np.arange(perm.shape[0])
             idx, dist = idx[inv], dist[inv]
         report = QueryReport(
-            metric=metric.name, queries=int(rows.shape[0]), k=k, predecessor_mode=predecessor_mode,
+            metric=self.metric.name, queries=int(rows.ids.shape[0]), k=k,
+            predecessor_mode=predecessor_mode,
             query_wall_ms=(time.perf_counter() - start) * 1e3, pairs_evaluated=int(pairs.sum()),
             whitened_block_pairs=int(counters[WB_PAIRS]), whitened_block_ms=float(counters[WB_MS]),
             kernel_provider_pairs=int(counters[KP_PAIRS]), kernel_provider_ms=float(counters[KP_MS]))
         return idx, dist, report
+
+    def _query_rows(self, queries, predecessor_mode: bool):
+        """(query-side metric data, ``Rows`` of the queries, their coordinates (q, d)) for
+        ``knn_report``'s arguments, validated."""
+        n = self.arrays.n
+        if queries is None or self.metric.name == "residual_correlation":
+            ids = np.arange(n, dtype=np.int64) if queries is None else as_ids(queries, "queries", n)
+            limit = ids.copy() if predecessor_mode else np.full(ids.shape[0], n, dtype=np.int64)
+            return self.metric.data, Rows(ids, ids, limit), self._coords[ids]
+        if predecessor_mode:
+            raise ValueError(
+                "predecessor_mode=True needs queries=None (every fitted point, point i taking "
+                "neighbours j < i); it is undefined for new query points"
+            )
+        qdata = as_points(queries, "queries")
+        if qdata.shape[1] != self._coords.shape[1]:
+            raise ValueError(
+                f"queries have d={qdata.shape[1]} columns but the tree was fitted on "
+                f"d={self._coords.shape[1]}"
+            )
+        q = qdata.shape[0]
+        rows = Rows(np.arange(q, dtype=np.int64), np.full(q, -1, dtype=np.int64),
+                    np.full(q, n, dtype=np.int64))
+        return qdata, rows, qdata

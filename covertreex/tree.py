@@ -14,12 +14,19 @@ and are exempt from separation.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
 FLOOR_LEVEL = -64
+
+# The tree as Numba kernels receive it: one struct instead of seven loose arrays (scipy's
+# cKDTree hands its query kernels one ``ckdtree *`` in the same way). Fields as in TreeArrays;
+# during a build they are the growing arrays of the nodes placed so far.
+TreeView = namedtuple("TreeView", ["root", "levels", "radii", "parent_dist", "min_id_below",
+                                   "child_ptr", "child_idx"])
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,6 +49,11 @@ class TreeArrays:
     @property
     def n(self) -> int:
         return self.levels.shape[0]
+
+    def view(self) -> TreeView:
+        """The arrays as the one struct kernels take."""
+        return TreeView(self.root, self.levels, self.radii, self.parent_dist, self.min_id_below,
+                        self.child_ptr, self.child_idx)
 
 
 def children_csr(parents: np.ndarray, levels: np.ndarray, members: np.ndarray):

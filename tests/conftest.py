@@ -24,7 +24,7 @@ from covertreex.metrics.residual import ResidualBackend
 
 EUCLIDEAN = "euclidean"
 RESIDUAL = "residual_correlation"
-STRATEGIES = ("pointwise", "blocked")
+TRAVERSALS = ("pointwise", "blocked")
 ORDERS = ("natural", "random", "hilbert")
 EPS = np.finfo(np.float64).eps
 
@@ -163,8 +163,8 @@ def metric_of(data):
 
 # --- fitting ------------------------------------------------------------------------------------
 
-# Euclidean traversals are chosen by Runtime.strategy. The residual metric always takes the
-# blocked tile traversal (Runtime rejects a strategy for it); its variants are the audit phases
+# Euclidean traversals are chosen by Runtime.traversal. The residual metric always takes the
+# blocked tile traversal (Runtime rejects a traversal for it); its variants are the audit phases
 # that change how distances are computed: 1 (GEMM vs per-pair dot products for V), 2 (GEMM-norm
 # vs broadcast kernel tile) and 3 (conflict graph reusing vs recomputing batch distances).
 # DESIGN section 5: every combination returns the same neighbours.
@@ -173,17 +173,17 @@ RESIDUAL_VARIANTS = {
     "baseline": Phases.baseline(),
     "pair-dots-gemm-kernel": replace(Phases.all(), block_gemm=False, pairwise_reuse=False),
 }
-VARIANTS = {EUCLIDEAN: STRATEGIES, RESIDUAL: tuple(RESIDUAL_VARIANTS)}
+VARIANTS = {EUCLIDEAN: TRAVERSALS, RESIDUAL: tuple(RESIDUAL_VARIANTS)}
 
 
 def runtime_for(metric, variant=None, **kwargs):
-    """Runtime for one metric and one traversal variant (a strategy, or a residual phase set).
+    """Runtime for one metric and one traversal variant (a traversal, or a residual phase set).
 
     Phases are always passed explicitly, so COVERTREEX_PHASE_* variables cannot change what a
     test exercises.
     """
     if metric == EUCLIDEAN:
-        return Runtime(metric=metric, strategy=variant, phases=Phases.all(), **kwargs)
+        return Runtime(metric=metric, traversal=variant, phases=Phases.all(), **kwargs)
     phases = RESIDUAL_VARIANTS[variant or "all-phases"]
     return Runtime(metric=metric, phases=phases, **kwargs)
 
@@ -191,7 +191,7 @@ def runtime_for(metric, variant=None, **kwargs):
 def fit(data, variant=None, batch_order="hilbert", batch_size=512, seed=42, query_block=256):
     """Fit a tree on points (Euclidean) or a ResidualBackend (residual), metric inferred.
 
-    variant: a strategy ("pointwise", "blocked") for Euclidean data, a RESIDUAL_VARIANTS key for
+    variant: a traversal ("pointwise", "blocked") for Euclidean data, a RESIDUAL_VARIANTS key for
     a backend; None for the defaults.
     """
     runtime = runtime_for(metric_of(data), variant, batch_order=batch_order, batch_size=batch_size,
@@ -316,9 +316,9 @@ def _tolerance_terms(backend):
 # --- fixtures -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=STRATEGIES)
-def strategy(request):
-    """Euclidean traversal strategy."""
+@pytest.fixture(params=TRAVERSALS)
+def traversal(request):
+    """Euclidean traversal traversal."""
     return request.param
 
 
@@ -329,7 +329,7 @@ MAIN_RESIDUAL_VARIANTS = ("all-phases", "baseline")
 
 @pytest.fixture(params=MAIN_RESIDUAL_VARIANTS)
 def phases_variant(request):
-    """Residual phase set (the residual metric's counterpart of the strategy)."""
+    """Residual phase set (the residual metric's counterpart of the traversal)."""
     return request.param
 
 

@@ -8,9 +8,13 @@ import pytest
 
 from covertreex import CoverTree, Phases, Runtime
 from covertreex.metrics.residual import build_residual_backend
-from covertreex.metrics.residual.metric import (TILE_CHUNK, ResidualMetric, exact_thresholds,
-                                                residual_tile_kernel)
+from covertreex.metrics.residual.metric import ResidualMetric, exact_thresholds
+from covertreex.metrics.residual.tile_kernels import TILE_CHUNK, residual_tile_kernel
 from covertreex.telemetry import KP_PAIRS, WB_PAIRS, new_counters, settle
+
+
+def tile_plan(phases, **settings):
+    return Runtime(metric="residual_correlation", phases=phases, **settings).plan.tiles
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +55,14 @@ def test_euclidean_blocked_results_do_not_depend_on_the_worker_count():
     points, queries = rng.standard_normal((2000, 4)), rng.standard_normal((300, 4))
     out = []
     for threads in (1, 2):
-        rt = Runtime(strategy="blocked", threads=threads, query_block=32)
+        rt = Runtime(traversal="blocked", threads=threads, query_block=32)
         out.append(CoverTree(rt).fit(points).knn(queries, k=5, return_distances=True))
     assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[0][1], out[1][1])
 
 
 @pytest.mark.parametrize("label", ["all", "baseline"])
 def test_chunked_nopython_tile_equals_the_python_tile(backend, label):
-    metric = ResidualMetric(backend, PHASE_SETS[label])
+    metric = ResidualMetric(backend, tile_plan(PHASE_SETS[label]))
     rng = np.random.default_rng(2)
     rows = rng.choice(backend.n, 37, replace=False).astype(np.int64)
     # More columns than two chunks, the last one partial, in no particular order.
@@ -69,7 +73,8 @@ def test_chunked_nopython_tile_equals_the_python_tile(backend, label):
     got = residual_tile_kernel(metric.data, metric.data, rows, cols, every,
                                *exact_thresholds(rows, cols), metric.workspace(rows.size), counters)
     # GEMMs of other shapes round differently; d = sqrt(1 - |rho|) magnifies that near 0, so
-    # compare |rho| (the rounding of k - V.V over sqrt(p_i p_j), DESIGN section 4).
+    # compare |rho| (the rounding of k - V.V over sqrt(p_i p_j); docs/design.md, "Float64
+    # error rule").
     np.testing.assert_allclose(1 - got**2, 1 - expected**2, rtol=0, atol=1e-9)
     settle(counters)
     assert counters[WB_PAIRS] == counters[KP_PAIRS] == rows.size * cols.size
@@ -108,8 +113,8 @@ def test_gemm_kernel_provider_matches_the_broadcast_tile_within_1e_6(kernel):
     coords = np.random.default_rng(8).standard_normal((700, 4)) * 3.0 + 50.0
     kern = RBF(1.5, 2.0) if kernel == "rbf" else Matern52([0.5, 1.0, 2.0, 4.0], 1.3)
     backend = build_residual_backend(coords, kernel=kern, inducing_count=60)
-    gemm = ResidualMetric(backend, Phases.all())
-    broadcast = ResidualMetric(backend, replace(Phases.all(), gemm_kernel_provider=False))
+    gemm = ResidualMetric(backend, tile_plan(Phases.all()))
+    broadcast = ResidualMetric(backend, tile_plan(replace(Phases.all(), gemm_kernel_provider=False)))
     rows, cols = np.arange(0, 700, 3), np.arange(700)
     fast, slow = gemm.kernel_tile(rows, cols), broadcast.kernel_tile(rows, cols)
     big = slow > 1e-12 * kern.variance  # relative error is defined where the kernel is not ~0

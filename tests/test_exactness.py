@@ -26,7 +26,7 @@ from conftest import (
     RESIDUAL_VARIANTS,
     SMALL_EUCLIDEAN_MAKERS,
     SMALL_RESIDUAL_MAKERS,
-    STRATEGIES,
+    TRAVERSALS,
     assert_euclidean_equal,
     assert_predecessor_shape,
     euclidean_data,
@@ -61,9 +61,9 @@ def _check_residual(backend, query_ids, idx, dist, k, predecessor_mode=False):
 
 
 @pytest.mark.parametrize("name", EU_NAMES)
-def test_euclidean_queries_match_reference(name, strategy, batch_order):
+def test_euclidean_queries_match_reference(name, traversal, batch_order):
     points = euclidean_data(name)
-    tree = fitted(EUCLIDEAN, name, strategy, batch_order)
+    tree = fitted(EUCLIDEAN, name, traversal, batch_order)
     queries = _queries_for(name, points)
     for k in (1, 10, 50):
         idx, dist = tree.knn(queries, k=k, return_distances=True)
@@ -73,11 +73,11 @@ def test_euclidean_queries_match_reference(name, strategy, batch_order):
 
 
 @pytest.mark.parametrize("name", EU_NAMES)
-def test_euclidean_self_query_excludes_only_self(name, strategy, batch_order):
+def test_euclidean_self_query_excludes_only_self(name, traversal, batch_order):
     # knn(None) asks for each point's neighbours among the *other* points: duplicates of a
     # point are at distance 0 and must appear, the point itself must not.
     points = euclidean_data(name)
-    tree = fitted(EUCLIDEAN, name, strategy, batch_order)
+    tree = fitted(EUCLIDEAN, name, traversal, batch_order)
     k = 12
     idx, dist = tree.knn(None, k=k, return_distances=True)
     want_idx, want_dist = euclidean_knn_excluding_self(points, k)
@@ -86,20 +86,20 @@ def test_euclidean_self_query_excludes_only_self(name, strategy, batch_order):
 
 
 @pytest.mark.parametrize("name", EU_NAMES)
-def test_euclidean_predecessor_mode_matches_reference(name, strategy, batch_order):
+def test_euclidean_predecessor_mode_matches_reference(name, traversal, batch_order):
     points = euclidean_data(name)
-    tree = fitted(EUCLIDEAN, name, strategy, batch_order)
+    tree = fitted(EUCLIDEAN, name, traversal, batch_order)
     for k in (1, 8):
         idx, dist = tree.knn(None, k=k, return_distances=True, predecessor_mode=True)
         assert_predecessor_shape(idx, k)
         assert_euclidean_equal(idx, dist, *ref.euclidean_knn(points, None, k, predecessor_mode=True))
 
 
-def test_euclidean_duplicates_listed_with_lowest_ids_first(strategy):
+def test_euclidean_duplicates_listed_with_lowest_ids_first(traversal):
     # 12 points x 40 copies: a query equal to one of them has 40 ties at distance 0, and with
     # k < 40 only the lowest ids among them may be returned, in ascending order.
     points = euclidean_data("duplicates")
-    tree = fitted(EUCLIDEAN, "duplicates", strategy)
+    tree = fitted(EUCLIDEAN, "duplicates", traversal)
     target = points[7]
     copies = np.flatnonzero((points == target).all(axis=1))
     assert copies.shape[0] == 40
@@ -108,12 +108,12 @@ def test_euclidean_duplicates_listed_with_lowest_ids_first(strategy):
     assert np.all(dist[0] == 0.0)
 
 
-def test_euclidean_ties_on_integer_grid(strategy, batch_order):
+def test_euclidean_ties_on_integer_grid(traversal, batch_order):
     # The centre of a unit square of the integer grid is equidistant (sqrt(0.5)) from its 4
     # corners and the next ring is at sqrt(2.5): asking for 2 of the 4 tied corners must return
     # the two lowest ids.
     points = euclidean_data("grid")
-    tree = fitted(EUCLIDEAN, "grid", strategy, batch_order)
+    tree = fitted(EUCLIDEAN, "grid", traversal, batch_order)
     query = np.array([[3.5, 6.5]])
     corners = np.flatnonzero(((points - query) ** 2).sum(axis=1) == 0.5)
     assert corners.shape[0] == 4
@@ -134,21 +134,21 @@ def test_euclidean_every_dimension(d):
         assert_euclidean_equal(*tree.knn(None, k=k, return_distances=True, predecessor_mode=True), *want_pred)
 
 
-def test_euclidean_tight_clusters_resolve_nanometre_scale(strategy):
+def test_euclidean_tight_clusters_resolve_nanometre_scale(traversal):
     # With clusters 1e-9 wide the 5 nearest neighbours of a point are in its own cluster at
     # distances ~1e-9; the tree must rank them exactly, not treat the cluster as one point.
     points = euclidean_data("tight-clusters")
-    tree = fitted(EUCLIDEAN, "tight-clusters", strategy)
+    tree = fitted(EUCLIDEAN, "tight-clusters", traversal)
     idx, dist = tree.knn(points[:30], k=5, return_distances=True)
     want = ref.euclidean_knn(points, points[:30], 5)
     assert_euclidean_equal(idx, dist, *want)
     assert np.all(dist[:, 1:] < 1e-8) and np.all(dist[:, 1:] > 0)
 
 
-def test_euclidean_n5000(strategy):
+def test_euclidean_n5000(traversal):
     points = gaussian(5000, 3, seed=5000)
     queries = fresh_queries(points, q=200, seed=5)
-    tree = fit(points, strategy)
+    tree = fit(points, traversal)
     k = 16
     idx, dist = tree.knn(queries, k=k, return_distances=True)
     assert_euclidean_equal(idx, dist, *ref.euclidean_knn(points, queries, k))
@@ -297,9 +297,9 @@ def test_residual_n2000(phases_variant):
 # tests above; these sweep the small batches on small sets.
 @pytest.mark.parametrize("batch_size", [1, 7])
 @pytest.mark.parametrize("name", sorted(SMALL_EUCLIDEAN_MAKERS))
-def test_euclidean_batch_sizes(name, batch_size, strategy, batch_order):
+def test_euclidean_batch_sizes(name, batch_size, traversal, batch_order):
     points = euclidean_data(name)
-    tree = fitted(EUCLIDEAN, name, strategy, batch_order, batch_size)
+    tree = fitted(EUCLIDEAN, name, traversal, batch_order, batch_size)
     queries = fresh_queries(points, q=30)
     k = 6
     idx, dist = tree.knn(queries, k=k, return_distances=True)
@@ -321,7 +321,7 @@ def test_residual_batch_sizes(name, batch_size, phases_variant, batch_order):
 
 
 @pytest.mark.parametrize("query_block", [1, 5])
-def test_blocked_strategy_small_query_blocks(query_block):
+def test_blocked_traversal_small_query_blocks(query_block):
     # query_block splits both the build's scan and the query walk into tiles; tiles of one or a
     # few rows must give the same answers as one big tile.
     points = euclidean_data("small-duplicates")
@@ -337,10 +337,10 @@ def test_blocked_strategy_small_query_blocks(query_block):
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5])
-def test_euclidean_fewer_points_than_k(n, strategy):
+def test_euclidean_fewer_points_than_k(n, traversal):
     points = gaussian(n, 2, seed=n)
     queries = gaussian(4, 2, seed=50 + n)
-    tree = fit(points, strategy)
+    tree = fit(points, traversal)
     k = 8
     idx, dist = tree.knn(queries, k=k, return_distances=True)
     assert np.all(idx[:, n:] == -1) and np.all(np.isinf(dist[:, n:]))
@@ -368,8 +368,8 @@ def test_residual_fewer_points_than_k(n, phases_variant):
     _check_residual(backend, None, pidx, pdist, k, predecessor_mode=True)
 
 
-def test_single_point_tree_answers_with_padding(strategy):
-    tree = fit(np.array([[1.5, -2.0]]), strategy)
+def test_single_point_tree_answers_with_padding(traversal):
+    tree = fit(np.array([[1.5, -2.0]]), traversal)
     idx, dist = tree.knn(np.array([[0.0, 0.0], [1.5, -2.0]]), k=3, return_distances=True)
     np.testing.assert_array_equal(idx, [[0, -1, -1], [0, -1, -1]])
     np.testing.assert_allclose(dist[:, 0], [2.5, 0.0], rtol=0, atol=1e-15)
@@ -379,12 +379,12 @@ def test_single_point_tree_answers_with_padding(strategy):
 
 
 @pytest.mark.parametrize("k_offset", [-1, 0, 5])
-def test_euclidean_k_at_and_beyond_n(k_offset, strategy):
+def test_euclidean_k_at_and_beyond_n(k_offset, traversal):
     # k = n - 1 is "all but one point", k = n and beyond must pad rather than invent neighbours.
     points = euclidean_data("small-duplicates")
     n = points.shape[0]
     k = n + k_offset
-    tree = fitted(EUCLIDEAN, "small-duplicates", strategy)
+    tree = fitted(EUCLIDEAN, "small-duplicates", traversal)
     queries = fresh_queries(points, q=10)
     idx, dist = tree.knn(queries, k=k, return_distances=True)
     assert_euclidean_equal(idx, dist, *ref.euclidean_knn(points, queries, k))
@@ -403,9 +403,9 @@ def test_residual_k_at_and_beyond_n(k_offset, phases_variant):
     _check_residual(backend, None, idx, dist, k)
 
 
-def test_return_distances_false_gives_the_same_ids(strategy, phases_variant):
+def test_return_distances_false_gives_the_same_ids(traversal, phases_variant):
     points = euclidean_data("gauss-d2")
-    tree = fitted(EUCLIDEAN, "gauss-d2", strategy)
+    tree = fitted(EUCLIDEAN, "gauss-d2", traversal)
     queries = fresh_queries(points, q=20)
     idx_only = tree.knn(queries, k=5)
     assert isinstance(idx_only, np.ndarray)
@@ -419,7 +419,7 @@ def test_return_distances_false_gives_the_same_ids(strategy, phases_variant):
 
 @pytest.mark.parametrize(
     "metric, variant",
-    [(EUCLIDEAN, s) for s in STRATEGIES] + [(RESIDUAL, v) for v in RESIDUAL_VARIANTS],
+    [(EUCLIDEAN, s) for s in TRAVERSALS] + [(RESIDUAL, v) for v in RESIDUAL_VARIANTS],
 )
 def test_same_seed_same_tree_and_results(metric, variant):
     data = euclidean_data("duplicates") if metric == EUCLIDEAN else residual_data("rbf-d3")
@@ -466,14 +466,14 @@ def point_sets(draw, max_n=60, max_d=4):
     points=point_sets(),
     data=st.data(),
     k=st.integers(1, 12),
-    strategy=st.sampled_from(STRATEGIES),
+    traversal=st.sampled_from(TRAVERSALS),
     batch_order=st.sampled_from(ORDERS),
     batch_size=st.sampled_from([1, 3, 512]),
 )
-def test_hypothesis_euclidean(points, data, k, strategy, batch_order, batch_size):
+def test_hypothesis_euclidean(points, data, k, traversal, batch_order, batch_size):
     q = data.draw(st.integers(1, 10))
     queries = data.draw(arrays(np.float64, (q, points.shape[1]), elements=st.sampled_from(VALUES)))
-    tree = fit(points, strategy, batch_order=batch_order, batch_size=batch_size)
+    tree = fit(points, traversal, batch_order=batch_order, batch_size=batch_size)
     idx, dist = tree.knn(queries, k=k, return_distances=True)
     assert_euclidean_equal(idx, dist, *ref.euclidean_knn(points, queries, k))
     sidx, sdist = tree.knn(None, k=k, return_distances=True)

@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import warnings
 from dataclasses import replace
 
 import numba
@@ -50,41 +49,66 @@ def test_parse_accepts_names_and_rejects_unknown_ones():
 def test_environment_overrides_a_phase_and_describe_names_the_source(monkeypatch):
     monkeypatch.setenv("COVERTREEX_PHASE_BLOCK_GEMM", "0")
     monkeypatch.setenv("COVERTREEX_BATCH_SIZE", "64")
-    rt = Runtime(seed=7)
+    rt = Runtime.from_env(seed=7)
     assert rt.phases.block_gemm is False and rt.phases.topk_selection is True
+    assert rt.plan.tiles.block_gemm is False and rt.plan.insert.batch_size == 64
     described = rt.describe()
     assert described["phases.block_gemm"] == {"value": False, "source": "environment"}
     assert described["phases.topk_selection"]["source"] == "default"
     assert described["batch_size"] == {"value": 64, "source": "environment"}
     assert described["seed"] == {"value": 7, "source": "argument"}
     # An explicit Phases argument wins over the environment.
-    assert Runtime(phases=Phases.all()).describe()["phases.block_gemm"]["source"] == "argument"
+    explicit = Runtime.from_env(phases=Phases.all())
+    assert explicit.describe()["phases.block_gemm"] == {"value": True, "source": "argument"}
+
+
+def test_runtime_reads_no_environment_and_importing_writes_none(monkeypatch):
+    monkeypatch.setenv("COVERTREEX_PHASE_BLOCK_GEMM", "0")
+    monkeypatch.setenv("COVERTREEX_BATCH_SIZE", "not a number")
+    rt = Runtime()
+    assert rt.phases == Phases.all() and rt.batch_size == 512
+    assert set(v["source"] for v in rt.describe().values()) == {"default"}
+    # The library warns about nothing at import and leaves the environment as it found it.
+    code = ("import os, covertreex; before = dict(os.environ); "
+            "from covertreex import CoverTree, Runtime; import numpy as np; "
+            "CoverTree(Runtime()).fit(np.random.default_rng(0).random((300, 2))).knn(None, k=3); "
+            "covertreex.configure_threading(1); "
+            "assert dict(os.environ) == before; print('unchanged')")
+    env = {**os.environ, "COVERTREEX_FROBNICATE": "1"}
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "unchanged" in out.stdout and "Warning" not in out.stderr
+
+
+def test_from_env_takes_pinned_thread_counts(monkeypatch):
+    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        monkeypatch.delenv(key, raising=False)
+    assert Runtime.from_env().plan.guard.blas_threads == 1
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "1")
+    rt = Runtime.from_env()
+    assert rt.blas_threads == 2 and rt.threads == 1
+    assert rt.plan.guard.numba_threads == 1 and rt.plan.walk.workers == 1
+    assert rt.describe()["blas_threads"] == {"value": 2, "source": "environment"}
+    assert Runtime.from_env(threads=2).threads == 2
 
 
 def test_unknown_phase_variable_or_value_is_an_error(monkeypatch):
     monkeypatch.setenv("COVERTREEX_PHASE_BLOK_GEMM", "1")
     with pytest.raises(ValueError, match="COVERTREEX_PHASE_BLOK_GEMM"):
-        Runtime()
+        Runtime.from_env()
     monkeypatch.delenv("COVERTREEX_PHASE_BLOK_GEMM")
     monkeypatch.setenv("COVERTREEX_PHASE_BLOCK_GEMM", "yes please")
     with pytest.raises(ValueError, match="must be 0 or 1"):
-        Runtime()
+        Runtime.from_env()
+    assert Runtime.from_env({"COVERTREEX_PHASE_BLOCK_GEMM": "0"}).phases.block_gemm is False
 
 
-def test_unknown_covertreex_variable_warns_once_at_import_and_lists_known_ones():
-    env = {**os.environ, "COVERTREEX_FROBNICATE": "1", "COVERTREEX_OTHER": "2"}
-    out = subprocess.run(
-        [sys.executable, "-W", "always", "-c", "import covertreex; print('imported')"],
-        env=env, capture_output=True, text=True, check=True)
-    assert "imported" in out.stdout
-    assert out.stderr.count("RuntimeWarning") == 1
-    assert "COVERTREEX_FROBNICATE" in out.stderr and "COVERTREEX_OTHER" in out.stderr
-    assert "COVERTREEX_PHASE_BLOCK_GEMM" in out.stderr
-
-
-def test_residual_runtime_rejects_a_euclidean_strategy():
+def test_residual_runtime_rejects_a_euclidean_traversal():
     with pytest.raises(ValueError, match="residual"):
-        Runtime(metric="residual_correlation", strategy="pointwise")
+        Runtime(metric="residual_correlation", traversal="pointwise")
     assert Runtime(metric="residual_correlation").traversal == "blocked"
 
 
@@ -124,21 +148,17 @@ def test_every_ladder_step_returns_the_same_neighbours_on_the_quick_preset():
         np.testing.assert_allclose(dist, ref_dist, rtol=0, atol=1e-6, err_msg=label)
 
 
-def test_configure_threading_keeps_user_settings_and_warns_once(monkeypatch):
+def test_configure_threading_keeps_user_settings_and_writes_no_environment(monkeypatch):
     for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = dict(os.environ)
     previous = numba.get_num_threads()
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            in_force = configure_threading(1)
-        assert os.environ["OMP_NUM_THREADS"] == "1" and in_force["OMP_NUM_THREADS"] == 1
-        messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
-        assert len(messages) == 1 and "OPENBLAS_NUM_THREADS=1" in messages[0]
-        assert "OMP_NUM_THREADS" not in messages[0]
-        # Numba reads this variable at every compilation: the guard must not write it.
-        assert "NUMBA_NUM_THREADS" not in os.environ
+        in_force = configure_threading(1)
+        assert in_force == {"OMP_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1,
+                            "MKL_NUM_THREADS": 1, "NUMBA_NUM_THREADS": 1}
+        assert dict(os.environ) == before
         assert numba.get_num_threads() == 1
     finally:
         numba.set_num_threads(previous)
@@ -146,8 +166,10 @@ def test_configure_threading_keeps_user_settings_and_warns_once(monkeypatch):
         configure_threading(0)
 
 
-def test_thread_limits_restore_numba_threads():
+def test_thread_limits_follow_the_guard_plan_and_restore_numba_threads():
     before = numba.get_num_threads()
-    with thread_limits(1):
+    with thread_limits(Runtime(threads=1).plan.guard):
         assert numba.get_num_threads() == 1
     assert numba.get_num_threads() == before
+    with thread_limits(Runtime(threads=1, phases=Phases.baseline()).plan.guard):
+        assert numba.get_num_threads() == before

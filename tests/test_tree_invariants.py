@@ -30,7 +30,7 @@ from conftest import (
     RESIDUAL_VARIANTS,
     SMALL_EUCLIDEAN_MAKERS,
     SMALL_RESIDUAL_MAKERS,
-    STRATEGIES,
+    TRAVERSALS,
     fit,
     fitted,
     gaussian,
@@ -72,8 +72,8 @@ def assert_no_problems(problems):
 
 
 @pytest.mark.parametrize("name", sorted(EUCLIDEAN_MAKERS))
-def test_euclidean_invariants(name, strategy, batch_order):
-    assert_no_problems(euclidean_problems(fitted(EUCLIDEAN, name, strategy, batch_order)))
+def test_euclidean_invariants(name, traversal, batch_order):
+    assert_no_problems(euclidean_problems(fitted(EUCLIDEAN, name, traversal, batch_order)))
 
 
 @pytest.mark.parametrize("name", sorted(RESIDUAL_MAKERS))
@@ -84,8 +84,8 @@ def test_residual_invariants(name, phases_variant, batch_order):
 
 @pytest.mark.parametrize("batch_size", [1, 7])
 @pytest.mark.parametrize("name", sorted(SMALL_EUCLIDEAN_MAKERS))
-def test_euclidean_invariants_small_batches(name, batch_size, strategy, batch_order):
-    assert_no_problems(euclidean_problems(fitted(EUCLIDEAN, name, strategy, batch_order, batch_size)))
+def test_euclidean_invariants_small_batches(name, batch_size, traversal, batch_order):
+    assert_no_problems(euclidean_problems(fitted(EUCLIDEAN, name, traversal, batch_order, batch_size)))
 
 
 @pytest.mark.parametrize("batch_size", [1, 7])
@@ -95,13 +95,13 @@ def test_residual_invariants_small_batches(name, batch_size, phases_variant, bat
     assert_no_problems(residual_problems(tree, residual_data(name)))
 
 
-def test_euclidean_invariants_n5000(strategy):
+def test_euclidean_invariants_n5000(traversal):
     # A 5000 x 5000 matrix would take 200 MB, and thousands of small tree.distance_matrix calls
     # are slow, so the checker gets the reference's numpy distances: the same coordinate-
     # difference sums in the same order, hence bitwise the tree's distances (spot-checked here,
     # and implied by the bitwise-equal distances of the Euclidean exactness tests).
     points = gaussian(5000, 3, seed=5000)
-    tree = fit(points, strategy)
+    tree = fit(points, traversal)
     some = np.arange(0, 5000, 37)
     np.testing.assert_array_equal(tree.distance_matrix(some, some), ref.euclidean_distances(points[some], points[some]))
     problems = check_invariants(tree.arrays, lambda r, c: ref.euclidean_distances(points[r], points[c]), 0.0)
@@ -114,16 +114,16 @@ def test_pointwise_scan_separation_regression():
     # level -3) is 0.08 <= 2**-3 from it, so point 8 must go to level -4 or below. The blocked
     # scan does so; the pointwise scan pruned node 6's subtree (which holds node 4) too early.
     x = np.array([1.053, -2.553, -0.138, 1.014, 1.352, 0.654, 1.497, -0.58, 1.272])[:, None]
-    for strategy in ("blocked", "pointwise"):
-        tree = fit(x, strategy, batch_order="natural")
+    for traversal in ("blocked", "pointwise"):
+        tree = fit(x, traversal, batch_order="natural")
         assert_no_problems(euclidean_problems(tree))
-        assert tree.arrays.levels[8] <= -4, strategy
+        assert tree.arrays.levels[8] <= -4, traversal
 
 
-def test_levels_respect_parents_and_root_is_unique(strategy):
+def test_levels_respect_parents_and_root_is_unique(traversal):
     # Structural facts the query pruning relies on, stated directly rather than only through the
     # checker's messages.
-    tree = fitted(EUCLIDEAN, "multiscale", strategy)
+    tree = fitted(EUCLIDEAN, "multiscale", traversal)
     a = tree.arrays
     n = a.levels.shape[0]
     assert np.flatnonzero(a.parents == -1).tolist() == [a.root]
@@ -137,7 +137,7 @@ def test_levels_respect_parents_and_root_is_unique(strategy):
 
 @pytest.mark.parametrize(
     "metric, variant",
-    [(EUCLIDEAN, s) for s in STRATEGIES] + [(RESIDUAL, v) for v in RESIDUAL_VARIANTS],
+    [(EUCLIDEAN, s) for s in TRAVERSALS] + [(RESIDUAL, v) for v in RESIDUAL_VARIANTS],
 )
 def test_parent_dist_is_the_distance_to_the_parent(metric, variant, batch_order):
     # Walks prune a child g with |d(q, c) - parent_dist[g]| - radius[g] without evaluating
@@ -165,11 +165,11 @@ def test_residual_levels_start_at_zero_or_below(phases_variant):
     assert np.all(tree.arrays.radii <= 1.0 + 1e-12)
 
 
-def test_duplicates_sit_at_the_floor_level(strategy):
+def test_duplicates_sit_at_the_floor_level(traversal):
     # Exact copies cannot be separated at any level: all but one copy of each point must sit at
     # floor_level, the only level exempt from separation.
     points = np.repeat(gaussian(5, 2, seed=3), 4, axis=0)
-    tree = fit(points, strategy)
+    tree = fit(points, traversal)
     a = tree.arrays
     assert np.sum(a.levels == a.floor_level) == 5 * 3
     assert_no_problems(euclidean_problems(tree))

@@ -335,7 +335,7 @@ def test_from_factors_coords_bad(factors):
         ({"metric": "cosine"}, r"unknown metric 'cosine'"),
         ({"metric": "residual"}, r"unknown metric 'residual'"),
         ({"batch_order": "sorted"}, r"unknown batch_order 'sorted'"),
-        ({"strategy": "dual"}, r"unknown strategy 'dual'"),
+        ({"traversal": "dual"}, r"unknown traversal 'dual'"),
         ({"batch_size": 0}, r"batch_size must be a positive integer"),
         ({"query_block": -1}, r"query_block must be a positive integer"),
     ],
@@ -359,12 +359,27 @@ def test_runtime_rejects_wrong_types(kwargs, match):
         Runtime(**kwargs)
 
 
-@pytest.mark.parametrize("strategy", ["pointwise", "blocked"])
-def test_runtime_rejects_a_strategy_for_the_residual_metric(strategy):
-    # The residual metric has one traversal, whose variants are phases: a strategy would be
-    # silently meaningless, so it is refused.
-    with pytest.raises(ValueError, match=rf"strategy='{strategy}' selects a Euclidean traversal"):
-        Runtime(metric="residual_correlation", strategy=strategy)
+def test_runtime_rejects_the_pointwise_traversal_for_the_residual_metric():
+    # The residual metric has one traversal, the blocked one, whose variants are phases.
+    with pytest.raises(ValueError, match=r"traversal='pointwise' is a Euclidean traversal"):
+        Runtime(metric="residual_correlation", traversal="pointwise")
+    assert Runtime(metric="residual_correlation", traversal="blocked").traversal == "blocked"
+    with pytest.raises(ValueError, match=r"unknown traversal 'walk'; expected None or one of"):
+        Runtime(traversal="walk")
+
+
+def test_k_whose_results_cannot_fit_in_memory_names_k_before_allocating(tree):
+    for k in (10**12, 2**62):
+        with pytest.raises(ValueError, match=rf"k={k} asks for 3 x {k} results, about .* GiB"):
+            tree.knn(np.zeros((3, 3)), k=k)
+
+
+def test_inducing_count_above_n_is_an_error_naming_both():
+    points = np.random.default_rng(0).standard_normal((10, 2))
+    with pytest.raises(ValueError, match=r"inducing_count=64 exceeds the 10 points"):
+        build_residual_backend(points, inducing_count=64)
+    # Left at its default, the count is min(512, n).
+    assert build_residual_backend(points).v_matrix.shape == (10, 10)
 
 
 def test_euclidean_runtime_fitted_with_a_backend(backend):
@@ -399,8 +414,8 @@ def test_unfitted_tree(metric):
 # --- overflow ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("strategy", ["pointwise", "blocked"])
-def test_coordinates_whose_squared_differences_overflow(strategy):
+@pytest.mark.parametrize("traversal", ["pointwise", "blocked"])
+def test_coordinates_whose_squared_differences_overflow(traversal):
     # Coordinates near 1e160 are finite and so are their distances, but squared differences
     # overflow to inf: every distance then ties at inf and the "neighbours" are just the lowest
     # ids. The reference refuses |x| > 1e150 ("rescale the data"); the tree must either refuse
@@ -409,7 +424,7 @@ def test_coordinates_whose_squared_differences_overflow(strategy):
     q = gaussian(5, 2, seed=1)
     want_idx, _ = ref.euclidean_knn(x, q, 3)
     try:
-        tree = CoverTree(Runtime(strategy=strategy)).fit(x * 1e160)
+        tree = CoverTree(Runtime(traversal=traversal)).fit(x * 1e160)
         idx, dist = tree.knn(q * 1e160, k=3, return_distances=True)
     except ValueError as exc:
         assert "points" in str(exc)

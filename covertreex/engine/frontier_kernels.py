@@ -25,8 +25,8 @@ def level_of_distance(d):
 
 
 # 2.0**l for l in [-_POW2_SPAN, _POW2_SPAN]: beyond float64's exponent range both ends
-# saturate (0.0 and inf). A table read costs under 1 ns where math.ldexp, a libm call, costs
-# about 6 ns, and the scans take several powers of two per child.
+# saturate (0.0 and inf). The scans take several powers of two per child: a table read
+# instead of math.ldexp, a libm call.
 _POW2_SPAN = 1100
 with np.errstate(over="ignore"):
     _POW2 = np.ldexp(1.0, np.arange(-_POW2_SPAN, _POW2_SPAN + 1))
@@ -63,9 +63,8 @@ _TRANSPOSE_BLOCK = 64
 
 
 @njit(cache=True, nogil=True)
-def expand_frontier(dist, nodes, active, row_bound, level_cap, row_limit, slack,
-                    levels, radii, parent_dist, min_id_below, child_ptr, child_idx):
-    """Children of the frontier that some row must visit next.
+def expand_frontier(tree, dist, nodes, active, row_bound, level_cap, row_limit, slack):
+    """Children of the frontier of ``tree`` (a TreeView) that some row must visit next.
 
     dist, active: (b, f) distances and visit flags of rows against frontier ``nodes`` (f,).
     A row descends into node g when ``may_descend`` holds for bound
@@ -73,14 +72,14 @@ def expand_frontier(dist, nodes, active, row_bound, level_cap, row_limit, slack,
     it then needs child h unless ``child_needed_capped`` rules it out, and a child no row
     needs leaves the frontier. Returns (next_nodes (f2,) int64, next_active (b, f2) bool).
     """
+    levels, radii, parent_dist = tree.levels, tree.radii, tree.parent_dist
+    min_id_below, child_ptr, child_idx = tree.min_id_below, tree.child_ptr, tree.child_idx
     b, f = dist.shape
     total = 0
     for c in range(f):
         total += child_ptr[nodes[c] + 1] - child_ptr[nodes[c]]
     # Pass 1, child by child: need[t] holds child t's flags for all rows, so the inner loop
-    # over rows writes one contiguous run. Row by row, each flag landed in another cache line;
-    # the tile share of gold-d8's build (`covertreex bench --preset gold-d8`) went from 0.79
-    # to 0.83 with this order, and the tree stayed the same.
+    # over rows writes one contiguous run; row by row, each flag landed in another cache line.
     need = np.empty((total, b), dtype=np.bool_)
     kid_used = np.zeros(total, dtype=np.bool_)
     kid_ids = np.empty(total, dtype=np.int64)

@@ -1,5 +1,5 @@
-"""Blocked tree walk drivers: Numba end to end (phase 6 on) or a Python loop (off), and the
-thread pool that walks independent blocks of rows side by side."""
+"""Blocked tree walk drivers: Numba end to end (``WalkPlan.nopython``) or a Python loop, and
+the thread pool that walks independent blocks of rows side by side."""
 
 from __future__ import annotations
 
@@ -9,58 +9,55 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .frontier_kernels import expand_frontier
 from ..telemetry import WALK_MS
 from ..threads import default_threads
-from .walk_kernels import KNN, SCAN, initial_active, visit_tile
+from .frontier_kernels import expand_frontier
+from .specialise import specialise
+from .walk_kernels import KNN, SCAN, Rows, WalkState, initial_active, visit_tile, walk_block_kernel
 
-__all__ = ["KNN", "SCAN", "WalkPool", "walk_block", "walk_blocks"]
+__all__ = ["KNN", "SCAN", "Rows", "WalkPool", "WalkState", "walk_block", "walk_blocks"]
 
 
-def walk_block(metric, qdata, mode, rows, exclude, limit, root, levels, radii, parent_dist,
-               min_id_below, child_ptr, child_idx, best, parent, pdist, hd, hi, workspace,
-               counters) -> int:
-    """Walk a block of rows (b,) through the tree; returns the pairs evaluated.
-
-    mode SCAN fills best/parent/pdist (b,) (start them at int max / any / inf); mode KNN
-    fills the heaps hd, hi (b, k). Unused state arrays may be empty. workspace: a
-    ``metric.workspace`` of at least b rows that no other thread uses meanwhile (the
-    phase-6 tiles' scratch).
+def walk_block(pool, qdata, mode, tree, rows, state, workspace, counters) -> int:
+    """Walk a block of rows (a ``Rows`` of b rows) through ``tree`` (a TreeView) with the
+    metric and plan of ``pool``; fills ``state`` (a ``WalkState``: mode SCAN fills
+    best/parent/pdist, mode KNN the heaps hd, hi) and returns the pairs evaluated.
+    workspace: a ``metric.workspace`` of at least b rows that no other thread uses meanwhile.
     """
-    topk = bool(metric.phases.topk_selection)
-    if metric.phases.nopython_chunk_loop:
-        return metric.kernels.walk_block(qdata, metric.data, mode, topk, rows, exclude, limit,
-                                         root, levels, radii, parent_dist, min_id_below,
-                                         child_ptr, child_idx, metric.prune_slack, best, parent,
-                                         pdist, hd, hi, workspace, counters)
-    # Pre-audit shape: Python drives the loop and calls the tile provider per chunk.
-    nodes = np.full(1, root, dtype=np.int64)
-    active = initial_active(mode, root, min_id_below, limit)
+    metric, plan = pool.metric, pool.plan
+    if plan.nopython:
+        kernel = specialise(walk_block_kernel, metric.kernels)
+        return kernel(qdata, metric.data, tree, rows, state, mode, plan.topk, metric.prune_slack,
+                      workspace, counters)
+    # Pre-audit shape: Python drives the loop and calls the tile provider per step.
+    nodes = np.full(1, tree.root, dtype=np.int64)
+    active = initial_active(mode, tree, rows.limit)
     pairs = 0
     while nodes.shape[0]:
-        dist = metric.tile(qdata, rows, nodes, counters)
+        dist = metric.tile(qdata, rows.ids, nodes, counters)
         pairs += dist.size
-        bound = visit_tile(mode, topk, dist, nodes, active, exclude, limit, levels, best, parent,
-                           pdist, hd, hi)
-        nodes, active = expand_frontier(dist, nodes, active, bound, mode == SCAN, limit,
-                                        metric.prune_slack, levels, radii, parent_dist, min_id_below,
-                                        child_ptr, child_idx)
+        bound = visit_tile(mode, plan.topk, dist, nodes, active, rows, tree.levels, state)
+        nodes, active = expand_frontier(tree, dist, nodes, active, bound, mode == SCAN,
+                                        rows.limit, metric.prune_slack)
     return pairs
 
 
 class WalkPool:
     """The threads and tile workspaces of the blocked walks of one build or query run.
 
-    ``workers`` threads (default: the cores available), as with scipy's ``workers=``: the
-    phase-6 walk holds no GIL, and BLAS, which the thread guard keeps on one thread, runs
-    one GEMM per core. One ``metric.workspace(block)`` per thread, allocated here once and
-    reused by every task, so a build does not fault in fresh scratch pages every batch.
-    Use it as a context manager; it shuts its threads down on exit.
+    ``plan.workers`` threads (default: the cores available), as with scipy's ``workers=``:
+    the nopython walk holds no GIL, and BLAS, which the thread guard keeps on one thread,
+    runs one GEMM per core. One ``metric.workspace(block)`` per thread, allocated here once
+    and reused by every task, so a build does not fault in fresh scratch pages every batch.
+    ``workers`` overrides the plan's count. Use it as a context manager; it shuts its
+    threads down on exit.
     """
 
-    def __init__(self, metric, block: int, workers: int | None):
-        self.block = int(block)
-        self.workers = max(1, int(workers or default_threads()))
+    def __init__(self, metric, plan, block: int | None = None, workers: int | None = None):
+        self.metric = metric
+        self.plan = plan
+        self.block = int(block or plan.block)
+        self.workers = max(1, int(workers or plan.workers or default_threads()))
         self._spare = queue.SimpleQueue()
         for _ in range(self.workers):
             self._spare.put(metric.workspace(self.block))
@@ -100,29 +97,25 @@ class WalkPool:
         return results
 
 
-def walk_blocks(metric, qdata, mode, rows, exclude, limit, tree, best, parent, pdist, hd, hi,
-                pool, counters, then=()) -> np.ndarray:
-    """Walk rows (q,) in blocks of ``pool.block`` rows on the threads of ``pool``.
-
-    tree: (root, levels, radii, parent_dist, min_id_below, child_ptr, child_idx) of the tree.
-    State arrays are as for ``walk_block``, with q rows; a block writes only its own slice
-    of them. ``then``: more ``WalkPool.run`` tasks, queued behind the blocks, so a thread
-    whose block ends early takes them up. Telemetry is summed over tasks into
-    ``counters`` (see ``WalkPool.run``).
+def walk_blocks(pool, qdata, mode, tree, rows, state, counters, then=()) -> np.ndarray:
+    """Walk rows (a ``Rows`` of q rows) in blocks of ``pool.block`` rows on the threads of
+    ``pool``. ``state`` is a ``WalkState`` of q rows (unused arrays empty); a block writes
+    only its own slice of it. ``then``: more ``WalkPool.run`` tasks, queued behind the
+    blocks, so a thread whose block ends early takes them up. Telemetry is summed over tasks
+    into ``counters`` (see ``WalkPool.run``).
     Returns the pairs evaluated per block, (ceil(q / block),) int64.
     """
-    q = rows.shape[0]
+    q = rows.ids.shape[0]
     block = pool.block
 
     def walk(start):
         sl = slice(start, min(q, start + block))
-
-        def own(a):  # the block's slice of a state array; empty (unused) arrays stay whole
-            return a[sl] if a.shape[0] == q else a
+        # The block's slice of each array; empty (unused) state arrays stay whole.
+        own_rows = Rows(*(a[sl] for a in rows))
+        own_state = WalkState(*(a[sl] if a.shape[0] == q else a for a in state))
 
         def task(workspace, task_counters):
-            return walk_block(metric, qdata, mode, rows[sl], exclude[sl], limit[sl], *tree,
-                              own(best), own(parent), own(pdist), own(hd), own(hi), workspace,
+            return walk_block(pool, qdata, mode, tree, own_rows, own_state, workspace,
                               task_counters)
         return task
 

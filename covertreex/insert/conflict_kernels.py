@@ -7,11 +7,17 @@ take the new nodes into account (they may now claim a lower level under one of
 them) and try again, until the batch is placed.
 """
 
+from collections import namedtuple
+
 import numpy as np
 from numba import njit, prange
 
 from ..engine.frontier_kernels import level_of_distance, pow2
 from ..tree import FLOOR_LEVEL
+
+# The placed nodes' arrays that a round of insertion writes: levels, parents (n,) int64 and
+# parent_dist (n,) float64.
+NodeArrays = namedtuple("NodeArrays", ["levels", "parents", "parent_dist"])
 
 # Templates below call ``pair(qdata, i, tdata, j)``, a metric's pair kernel, bound per metric
 # when covertreex.engine.specialise compiles them; this module-level name is never called.
@@ -84,11 +90,13 @@ def _conflict(pairwise, a, c, level):
 
 
 @njit(cache=True, nogil=True)
-def place_round(batch, chosen, level, pairwise, placed, best, parent, pdist,
-                levels, parents, parent_dist, inserted, n_placed):
-    """Insert the batch positions ``chosen`` at ``level``; every unplaced point then
-    takes the new nodes into account (a new node s claims a when
-    level_of_distance(d(a, s)) <= level[s]). Returns the new count of placed points."""
+def place_round(batch, chosen, level, pairwise, placed, scan, nodes, inserted, n_placed):
+    """Insert the batch positions ``chosen`` at ``level`` into ``nodes`` (``NodeArrays``);
+    every unplaced point then takes the new nodes into account in ``scan`` (the batch's
+    ``WalkState``: a new node s claims a when level_of_distance(d(a, s)) <= level[s]).
+    Returns the new count of placed points."""
+    best, parent, pdist = scan.best, scan.parent, scan.pdist
+    levels, parents, parent_dist = nodes.levels, nodes.parents, nodes.parent_dist
     for a in chosen:
         placed[a] = True
         p = batch[a]
@@ -122,10 +130,8 @@ def grow_radii(data, inserted, parents, radii):
     """Raise the radius of every ancestor of each inserted id to cover it.
 
     Serial on purpose: after a parallel region libgomp's workers spin for milliseconds
-    (its default wait policy), on the cores the next batch's blocked walks need. The
-    prange version made gold-d3 builds 1.08x slower (`perf/compare.py --base b1891d3
-    --preset gold-d3 --repeat 3 --rounds 3`: 2034 ms against 1881 ms serial); the loop itself
-    takes about 0.6 ms per 512-point gold-d3 batch.
+    (its default wait policy), on the cores the next batch's blocked walks need
+    (perf/README.md, "Serial radii").
     """
     for x in range(inserted.shape[0]):
         p = inserted[x]

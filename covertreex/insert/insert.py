@@ -17,12 +17,14 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from ..engine.specialise import ALL_PAIRS
+from ..engine.specialise import specialise
+from ..engine.walk import WalkPool
+from ..metrics.protocol import ALL_PAIRS
 from ..telemetry import (F32_DECIDED, F32_REFINED, KP_MS, KP_PAIRS, WALK_MS, WB_MS, WB_PAIRS,
                          BatchRecord, new_counters, settle)
-from ..tree import FLOOR_LEVEL, TreeArrays, children_csr, finalize
-from ..engine.walk import WalkPool
-from .conflict_kernels import conflict_graph, luby_mis, place_round
+from ..tree import FLOOR_LEVEL, TreeArrays, TreeView, children_csr, finalize
+from .conflict_kernels import (NodeArrays, conflict_graph, grow_radii, luby_mis,
+                               pairwise_by_pairs, place_round)
 from .scan import scan_batch
 
 # The root belongs to every level: a level no distance can reach.
@@ -55,13 +57,14 @@ def conflict_pairwise(metric, batch, cached, reuse: bool) -> np.ndarray:
             )
         return cached
     out = np.empty((batch.shape[0], batch.shape[0]))
-    metric.kernels.pairwise_by_pairs(metric.data, batch, out)
+    specialise(pairwise_by_pairs, metric.kernels, parallel=True)(metric.data, batch, out)
     return out
 
 
-def _place(batch, pairwise, best, parent, pdist, tiebreak, levels, parents, parent_dist):
-    """Insert a batch round by round; returns (inserted ids in order, first-round set
-    size, rounds, conflict-graph ms, MIS ms)."""
+def _place(batch, pairwise, scan, tiebreak, nodes):
+    """Insert a batch round by round: scan is the batch's ``WalkState`` (best, parent,
+    pdist), nodes the tree's ``NodeArrays``. Returns (inserted ids in order, first-round
+    set size, rounds, conflict-graph ms, MIS ms)."""
     b = batch.shape[0]
     placed = np.zeros(b, dtype=np.bool_)
     inserted = np.empty(b, dtype=np.int64)
@@ -70,7 +73,7 @@ def _place(batch, pairwise, best, parent, pdist, tiebreak, levels, parents, pare
     graph_ms = mis_ms = 0.0
     while n_placed < b:
         members = np.flatnonzero(~placed)
-        level[members] = np.maximum(best[members] - 1, FLOOR_LEVEL)
+        level[members] = np.maximum(scan.best[members] - 1, FLOOR_LEVEL)
         t0 = time.perf_counter()
         ptr, idx = conflict_graph(pairwise, members, level)
         t1 = time.perf_counter()
@@ -82,8 +85,8 @@ def _place(batch, pairwise, best, parent, pdist, tiebreak, levels, parents, pare
         if rounds == 0:
             selected = chosen.shape[0]
         rounds += 1
-        n_placed = place_round(batch, chosen, level, pairwise, placed, best, parent, pdist,
-                               levels, parents, parent_dist, inserted, n_placed)
+        n_placed = place_round(batch, chosen, level, pairwise, placed, scan, nodes, inserted,
+                               n_placed)
     return inserted, selected, rounds, graph_ms, mis_ms
 
 
@@ -98,11 +101,11 @@ def _timed_tile(metric, batch, counters):
     return tile, (time.perf_counter() - start) * 1e3
 
 
-def _tile_tasks(metric, batch, block, out):
+def _tile_tasks(pool, batch, out):
     """``WalkPool`` tasks that fill out (b, b) with the batch's distance tile against itself,
-    ``block`` rows per task, every pair in float64: by the nopython tile kernel (phase 6)
-    or by Python's ``metric.tile``, as the walks compute theirs."""
-    nopython = metric.phases.nopython_chunk_loop
+    ``pool.block`` rows per task, every pair in float64: by the nopython tile kernel or by
+    Python's ``metric.tile``, as the pool's walks compute theirs."""
+    metric, nopython, block = pool.metric, pool.plan.nopython, pool.block
     cols_thr = np.full(batch.shape[0], np.inf)
 
     def rows_task(lo):
@@ -110,7 +113,7 @@ def _tile_tasks(metric, batch, block, out):
 
         def task(workspace, counters):
             if nopython:
-                out[lo:lo + rows.shape[0]] = metric.tile_kernel(
+                out[lo:lo + rows.shape[0]] = metric.kernels.tile_kernel(
                     metric.data, metric.data, rows, batch, ALL_PAIRS,
                     np.full(rows.shape[0], np.inf), cols_thr, workspace, counters)
             else:
@@ -120,23 +123,24 @@ def _tile_tasks(metric, batch, block, out):
     return [rows_task(lo) for lo in range(0, batch.shape[0], block)]
 
 
-def build_tree(metric, order: np.ndarray, runtime, progress=None, telemetry: bool = True
+def build_tree(metric, order: np.ndarray, plan, progress=None, telemetry: bool = True
                ) -> tuple[TreeArrays, tuple[BatchRecord, ...]]:
-    """Insert the points of ``metric`` in ``order`` (n,) and freeze the tree.
+    """Insert the points of ``metric`` in ``order`` (n,) and freeze the tree; plan: the
+    runtime's ``Plan`` (its insert and walk plans).
 
     progress: None or callable(placed, n) called after each batch.
     telemetry: False skips every timer, counter and record (to measure their cost).
     Returns the tree arrays and one telemetry record per batch (none without telemetry).
     """
-    blocked = runtime.traversal == "blocked"
-    with WalkPool(metric, runtime.query_block, runtime.threads) if blocked else nullcontext() as pool:
-        return _build(metric, order, runtime, pool, progress, telemetry)
+    blocked = plan.walk.traversal == "blocked"
+    with WalkPool(metric, plan.walk) if blocked else nullcontext() as pool:
+        return _build(metric, order, plan.insert, pool, progress, telemetry)
 
 
-def _build(metric, order, runtime, pool, progress, telemetry):
+def _build(metric, order, plan, pool, progress, telemetry):
     clock = time.perf_counter if telemetry else _no_clock
     n = metric.n
-    reuse = runtime.phases.pairwise_reuse
+    reuse = plan.pairwise_reuse
     levels = np.full(n, _UNSET, dtype=np.int64)
     parents = np.full(n, -1, dtype=np.int64)
     parent_dist = np.zeros(n)
@@ -144,16 +148,16 @@ def _build(metric, order, runtime, pool, progress, telemetry):
     min_id_below = np.zeros(n, dtype=np.int64)  # build scans have no id limit
     root = int(order[0])
     levels[root] = _ROOT_LEVEL
-    rng = np.random.default_rng(runtime.seed)
+    rng = np.random.default_rng(plan.seed)
+    nodes = NodeArrays(levels, parents, parent_dist)
+    radii_of = specialise(grow_radii, metric.kernels)
     records = []
     pos = 1
-    # The batch's own tile (phase 3) does not depend on the scan: blocked walks queue it
-    # behind their blocks, so a thread whose block ends first takes it up. Before 5d69688 it
-    # ran on a side thread that shared the two cores with both walks; with this and the
-    # pool's lasting workspaces, `perf/compare.py --base 5a6ed49 --preset gold-d3` put the
-    # build at 0.91x.
+    # The batch's own tile (pairwise_reuse) does not depend on the scan: blocked walks queue
+    # it behind their blocks, so a thread whose block ends first takes it up, where a side
+    # thread would share the cores with both walks (perf/README.md, "Build scheduling").
     tile_tasks = pool is not None and reuse
-    for batch_index, size in enumerate(batch_sizes(n - 1, runtime.batch_size)):
+    for batch_index, size in enumerate(batch_sizes(n - 1, plan.batch_size)):
         batch = order[pos:pos + size]
         counters = new_counters() if telemetry else np.zeros(0)
         t0 = clock()
@@ -162,19 +166,18 @@ def _build(metric, order, runtime, pool, progress, telemetry):
         cached, tile_ms, then = None, 0.0, ()
         if tile_tasks:
             cached = np.empty((size, size))
-            then = _tile_tasks(metric, batch, pool.block, cached)
-        best, parent, pdist = scan_batch(runtime.traversal, metric, batch, levels, radii,
-                                         parent_dist, min_id_below, child_ptr, child_idx,
-                                         root, pos, pool, counters, then)
+            then = _tile_tasks(pool, batch, cached)
+        tree = TreeView(root, levels, radii, parent_dist, min_id_below, child_ptr, child_idx)
+        scan = scan_batch(metric, batch, tree, pos, pool, counters, then)
         t_scan = clock()
         if reuse and not tile_tasks:
             cached, tile_ms = _timed_tile(metric, batch, counters)
         t2 = clock()
         pairwise = conflict_pairwise(metric, batch, cached, reuse)
         t3 = clock()
-        inserted, selected, rounds, graph_ms, mis_ms = _place(
-            batch, pairwise, best, parent, pdist, rng.random(size), levels, parents, parent_dist)
-        metric.kernels.grow_radii(metric.data, inserted, parents, radii)
+        inserted, selected, rounds, graph_ms, mis_ms = _place(batch, pairwise, scan,
+                                                              rng.random(size), nodes)
+        radii_of(metric.data, inserted, parents, radii)
         pos += size
         if progress is not None:
             progress(pos, n)

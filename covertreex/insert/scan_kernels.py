@@ -8,9 +8,10 @@ of g can lower B only through a node w with d(p, w) <= min(2**(level(g) - 1), 2*
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ..engine.frontier_kernels import level_of_distance, may_descend, pow2
+from ..engine.visit_kernels import claim
 
 # Templates below call a metric's kernels, bound per metric when covertreex.engine.specialise
 # compiles them: ``pair(qdata, i, tdata, j)`` and its cheaper monotone key ``pair_key`` with
@@ -18,19 +19,13 @@ from ..engine.frontier_kernels import level_of_distance, may_descend, pow2
 pair = pair_key = key_to_distance = distance_to_key = None
 
 
-@njit(nogil=True, inline="always")
-def _claim(dg, g, lg, best, parent, pdist, a):
-    lvl = level_of_distance(dg)
-    if lvl <= lg and (lvl < best[a] or (lvl == best[a] and dg < pdist[a])):
-        best[a] = lvl
-        parent[a] = g
-        pdist[a] = dg
-
-
-def scan_pointwise(qdata, ldata, batch, order, child_start, child_count, levels, radii,
-                   slack, n_chunks, best, parent, pdist):
-    """Depth-first scan per batch point over a breadth-first layout (arrays by position,
-    position 0 the root); fills best, parent (dataset ids) and pdist (b,)."""
+def scan_pointwise(qdata, lay, batch, slack, n_chunks, state):
+    """Depth-first scan per batch point (batch (b,) ids) over the breadth-first ``Layout``
+    lay (covertreex.engine.layout); fills state.best, state.parent (dataset ids) and
+    state.pdist (b,) of ``state``, a ``WalkState``."""
+    order, child_start, child_count = lay.order, lay.child_start, lay.child_count
+    levels, radii, ldata = lay.levels, lay.radii, lay.data
+    best, parent, pdist = state.best, state.parent, state.pdist
     b = batch.shape[0]
     n = order.shape[0]
     for chunk in prange(n_chunks):
@@ -72,7 +67,7 @@ def scan_pointwise(qdata, ldata, batch, order, child_start, child_count, levels,
                     dg = key_to_distance(keys[t])
                     # A claim needs dg <= 2**level(g); most pairs fail that one comparison.
                     if dg <= pow2(lg):
-                        _claim(dg, order[g], lg, best, parent, pdist, a)
+                        claim(dg, order[g], lg, best, parent, pdist, a)
                     if child_count[g] > 0:
                         bound = pow2(min(lg, best[a]) - 1)
                         if may_descend(dg, radii[g], bound, slack):
@@ -81,30 +76,3 @@ def scan_pointwise(qdata, ldata, batch, order, child_start, child_count, levels,
                             top += 1
 
 
-@njit(cache=True, nogil=True)
-def claim_tile(dist, nodes, active, levels, best, parent, pdist):
-    """Apply the claims of one frontier tile: dist, active (b, f) against nodes (f,).
-
-    d > min(2**level(g), 2**best) holds exactly when level_of_distance(d) exceeds both, and
-    then no claim is possible, so most pairs are settled by one comparison without frexp.
-    """
-    b, f = dist.shape
-    col_cap = np.empty(f)
-    for c in range(f):
-        col_cap[c] = pow2(levels[nodes[c]])
-    for a in range(b):
-        row_cap = pow2(best[a])
-        for c in range(f):
-            if active[a, c] and dist[a, c] <= min(col_cap[c], row_cap):
-                g = nodes[c]
-                _claim(dist[a, c], g, levels[g], best, parent, pdist, a)
-                row_cap = pow2(best[a])
-
-
-@njit(cache=True, nogil=True)
-def claim_bounds(best):
-    """Per-row descent bound 2**(best - 1) of the blocked scan."""
-    out = np.empty(best.shape[0])
-    for a in range(best.shape[0]):
-        out[a] = pow2(best[a] - 1)
-    return out

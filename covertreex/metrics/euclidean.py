@@ -7,8 +7,8 @@ import math
 import numpy as np
 from numba import njit
 
-from ..engine.specialise import specialise
 from .distance_kernels import sq_distance, sq_distance_tile
+from .protocol import MetricKernels
 
 
 # sqrt is correctly rounded, so sqrt(s) <= d implies s <= d*d up to two roundings (2**-52
@@ -41,23 +41,21 @@ def euclidean_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wo
     return out
 
 
-EUCLIDEAN_KERNELS = specialise("euclidean", euclidean_pair, euclidean_tile_kernel,
-                               pair_key=sq_distance, key_to_distance=math.sqrt,
-                               distance_to_key=distance_to_square)
+EUCLIDEAN_KERNELS = MetricKernels("euclidean", euclidean_pair, euclidean_tile_kernel,
+                                  pair_key=sq_distance, key_to_distance=math.sqrt,
+                                  distance_to_key=distance_to_square)
 
 
 class EuclideanMetric:
     """Distances between rows of a query array and rows of the tree's (n, d) points."""
 
     name = "euclidean"
-    pair = staticmethod(euclidean_pair)
-    tile_kernel = staticmethod(euclidean_tile_kernel)
     kernels = EUCLIDEAN_KERNELS
     # Pair distances are exact to a few ulps; the relative term of may_descend covers them.
     prune_slack = 0.0
 
-    def __init__(self, points: np.ndarray, phases):
-        self.phases = phases
+    def __init__(self, points: np.ndarray):
+        """points: (n, d) float64, read-only."""
         self.data = points
         self.n = points.shape[0]
 

@@ -1,6 +1,6 @@
-"""Numba kernels of exact kNN: bounded max-heaps and the pointwise tree walk.
+"""Numba kernels of exact kNN: the pointwise tree walk (the heaps are in engine.visit_kernels).
 
-A row keeps its k best (distance, id) pairs in a max-heap ordered by distance then
+Rows keep their k best (distance, id) pairs in max-heaps ordered by distance then
 id, so among equal distances the lower id wins, as in the reference. A row admits
 node g when g != exclude[row] and g < limit[row] (predecessor mode sets limit to the
 query's own id); subtrees whose smallest id is >= limit are skipped whole.
@@ -10,81 +10,12 @@ import numpy as np
 from numba import njit, prange
 
 from ..engine.frontier_kernels import may_descend
+from ..engine.visit_kernels import heap_offer
 
 # Templates below call a metric's kernels, bound per metric when covertreex.engine.specialise
 # compiles them: ``pair(qdata, i, tdata, j)`` and its cheaper monotone key ``pair_key`` with
 # ``key_to_distance``, ``distance_to_key``. These module-level names are never called.
 pair = pair_key = key_to_distance = distance_to_key = None
-
-
-@njit(nogil=True, inline="always")
-def _worse(d1, i1, d2, i2):
-    return d1 > d2 or (d1 == d2 and i1 > i2)
-
-
-@njit(cache=True, nogil=True)
-def heap_offer(hd, hi, r, d, g):
-    """Offer (d, g) to row r of the max-heaps hd, hi (rows, k)."""
-    if not _worse(hd[r, 0], hi[r, 0], d, g):
-        return
-    k = hd.shape[1]
-    pos = 0
-    while True:
-        left = 2 * pos + 1
-        if left >= k:
-            break
-        child = left
-        right = left + 1
-        if right < k and _worse(hd[r, right], hi[r, right], hd[r, left], hi[r, left]):
-            child = right
-        if _worse(hd[r, child], hi[r, child], d, g):
-            hd[r, pos] = hd[r, child]
-            hi[r, pos] = hi[r, child]
-            pos = child
-        else:
-            break
-    hd[r, pos] = d
-    hi[r, pos] = g
-
-
-@njit(cache=True, nogil=True)
-def offer_tile(dist, nodes, active, exclude, limit, hd, hi):
-    """Offer every active (row, node) pair of a frontier tile: dist, active (b, f)."""
-    b, f = dist.shape
-    for r in range(b):
-        for c in range(f):
-            g = nodes[c]
-            if active[r, c] and g != exclude[r] and g < limit[r]:
-                heap_offer(hd, hi, r, dist[r, c], g)
-
-
-@njit(cache=True, nogil=True)
-def merge_tile_sorted(dist, nodes, active, exclude, limit, hd, hi):
-    """Pre-audit selection (phase topk_selection off): each row's admissible tile
-    entries and its current k best are fully sorted together and the first k kept.
-    The rows of hd, hi stay max-heaps: a descending sorted array is one."""
-    b, f = dist.shape
-    k = hd.shape[1]
-    for r in range(b):
-        cand_d = np.empty(f + k)
-        cand_i = np.empty(f + k, dtype=np.int64)
-        m = 0
-        for t in range(k):
-            cand_d[m] = hd[r, t]
-            cand_i[m] = hi[r, t]
-            m += 1
-        for c in range(f):
-            g = nodes[c]
-            if active[r, c] and g != exclude[r] and g < limit[r]:
-                cand_d[m] = dist[r, c]
-                cand_i[m] = g
-                m += 1
-        # Sort by id, then stably by distance: (distance, id) order.
-        by_id = np.argsort(cand_i[:m], kind="mergesort")
-        order = by_id[np.argsort(cand_d[:m][by_id], kind="mergesort")]
-        for t in range(k):
-            hd[r, k - 1 - t] = cand_d[order[t]]
-            hi[r, k - 1 - t] = cand_i[order[t]]
 
 
 @njit(cache=True, nogil=True)
@@ -104,15 +35,17 @@ def _sort_segment(stack, stack_d, lo, hi, radii):
         stack_d[u + 1] = dg
 
 
-def knn_pointwise(qdata, ldata, rows, exclude, limit, order, child_start, child_count,
-                  radii, min_id_below, subtree_start, subtree_size, dfs_ids,
-                  dfs_data, scan_max, slack, n_chunks, hd, hi, pairs):
-    """Depth-first, nearest-subtree-first kNN per row over a breadth-first layout
-    (covertreex.engine.layout: position 0 is the root, arrays indexed by position, ldata the
-    pair data in position order). A subtree of at most scan_max nodes that may hold a
-    neighbour is scanned whole from the depth-first copy (dfs_ids, dfs_data) instead of
-    walked. Fills the heaps hd, hi (q, k) with dataset ids and pairs (q,), the distances
-    each row evaluated."""
+def knn_pointwise(qdata, lay, block, scan_max, slack, n_chunks, hd, hi, pairs):
+    """Depth-first, nearest-subtree-first kNN per row of ``block`` (a ``Rows``) over the
+    breadth-first ``Layout`` lay (covertreex.engine.layout). A subtree of at most scan_max
+    nodes that may hold a neighbour is scanned whole from the layout's depth-first copy
+    instead of walked. Fills the heaps hd, hi (q, k) with dataset ids and pairs (q,), the
+    distances each row evaluated."""
+    rows, exclude, limit = block.ids, block.exclude, block.limit
+    order, child_start, child_count = lay.order, lay.child_start, lay.child_count
+    radii, min_id_below, ldata = lay.radii, lay.min_id_below, lay.data
+    subtree_start, subtree_size, dfs_ids, dfs_data = (lay.run_start, lay.run_size,
+                                                      lay.run_ids, lay.run_data)
     q = rows.shape[0]
     n = order.shape[0]
     for chunk in prange(n_chunks):

@@ -1,6 +1,7 @@
 """The residual-correlation backend: whitened inducing factors V and residual variances p.
 
-DESIGN section 3: with inducing points U (a subset of the coordinates X),
+docs/design.md, "The residual-correlation metric": with inducing points U (a subset of the
+coordinates X),
 ``K_mm = k(U, U) + jitter * s2 * I``, ``L = chol(K_mm)``, ``V = (L^-1 k(U, X))^T``
 of shape (n, m), ``p_i = max(k(x_i, x_i) - |V_i|^2, 1e-9)``.
 """
@@ -16,6 +17,7 @@ from ..._validation import as_points, as_positive_float, as_positive_int
 from ...kernels import RBF, Matern52
 
 P_FLOOR = 1e-9
+DEFAULT_INDUCING = 512
 
 
 def _readonly(arr: np.ndarray) -> np.ndarray:
@@ -92,26 +94,35 @@ def _check_kernel(kernel) -> None:
 def build_residual_backend(
     coords,
     kernel=None,
-    inducing_count: int = 512,
+    inducing_count: int | None = None,
     seed: int = 42,
     jitter: float = 1e-6,
 ) -> ResidualBackend:
     """Factor the Nystrom approximation of ``kernel`` on ``coords``.
 
-    coords: (n, d) float array. The m = min(inducing_count, n) inducing ids are
-    ``sort(default_rng(seed + 1).choice(n, m, replace=False))`` (DESIGN section 6).
-    Returns a frozen ``ResidualBackend`` whose V is (n, m) float64.
+    coords: (n, d) float array. The m inducing ids are
+    ``sort(default_rng(seed + 1).choice(n, m, replace=False))`` with m = inducing_count, which
+    may not exceed n (None: min(DEFAULT_INDUCING, n)). Returns a frozen ``ResidualBackend``
+    whose V is (n, m) float64.
     """
     coords = as_points(coords, "coords")
     kernel = RBF() if kernel is None else kernel
     _check_kernel(kernel)
     kernel._inverse_lengthscale(coords.shape[1])
-    inducing_count = as_positive_int(inducing_count, "inducing_count")
+    if inducing_count is not None:
+        inducing_count = as_positive_int(inducing_count, "inducing_count")
     jitter = as_positive_float(jitter, "jitter")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an integer, got {seed!r}")
     n = coords.shape[0]
-    m = min(inducing_count, n)
+    if inducing_count is None:
+        inducing_count = min(DEFAULT_INDUCING, n)
+    elif inducing_count > n:
+        raise ValueError(
+            f"inducing_count={inducing_count} exceeds the {n} points in coords; the inducing "
+            f"points are a subset of the coordinates, so pass inducing_count <= {n}"
+        )
+    m = inducing_count
     inducing = np.sort(np.random.default_rng(int(seed) + 1).choice(n, m, replace=False)).astype(np.int64)
     u = coords[inducing]
     kmm = kernel(u, u)
