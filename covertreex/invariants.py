@@ -1,4 +1,4 @@
-"""Check the compressed-cover-tree invariants of docs/CONTRACTS.md on a built tree.
+"""Check the compressed-cover-tree invariants of docs/design.md, "Tree invariants", on a built tree.
 
 ``check_invariants(tree_arrays, distance_matrix_fn)`` returns one message per violated invariant
 (an empty list when the tree is valid); ``assert_invariants`` raises them as one AssertionError.

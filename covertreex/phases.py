@@ -1,4 +1,4 @@
-"""Audit phases 1-7 as feature flags (DESIGN section 5).
+"""Audit phases 1-7 as feature flags (docs/design.md, "Audit phases").
 
 Each flag switches one change of the residual audit plan on; off keeps the
 pre-audit behaviour so the harness can measure what the phase buys. Phase 0
@@ -34,7 +34,8 @@ class Phases:
                           keeps its float32 distance only where the rigorous error bound
                           shows the walk would prune it anyway, the rest and every tiny-p row
                           are float64 (README, "float32 staging"; off: float64 throughout)
-    topk_selection:       argpartition plus a small stable sort (off: full sorts)
+    topk_selection:       each tile's pairs are offered to bounded max-heaps of k (off: every
+                          tile is fully sorted together with the row's current k best)
     nopython_chunk_loop:  the tile loop runs in Numba without Python calls (off: Python
                           calls the kernel provider for every chunk)
     thread_guard:         BLAS/OpenMP/Numba thread counts pinned (off: library defaults)

@@ -2,7 +2,7 @@
 
 Both metrics are evaluated in row blocks so that n = 32768 never needs an n x n matrix.
 Euclidean distances come from coordinate differences (never ``|a|^2 + |b|^2 - 2ab``), so they are
-exact to a few ulps. Residual correlations follow DESIGN section 3: the kernel tile from
+exact to a few ulps. Residual correlations follow docs/design.md, "The residual-correlation metric": the kernel tile from
 ``backend.kernel`` minus ``V_rows V_cols^T`` by float64 GEMM, divided by ``sqrt(p_i p_j)``.
 
 Every result row is sorted by (distance, index): ties go to the lower index. Rows with fewer than
@@ -157,7 +157,7 @@ def residual_knn(backend, query_ids=None, k=50, predecessor_mode=False):
 
 
 def residual_tolerance(backend, query_ids=None, c=400.0) -> np.ndarray:
-    """Per-query |rho| tolerance c * eps64 * s2 / sqrt(p_i * min(p)): (q,) float64 (DESIGN section 4).
+    """Per-query |rho| tolerance c * eps64 * s2 / sqrt(p_i * min(p)): (q,) float64 (docs/design.md, "Float64 error rule").
 
     It bounds the float64 cancellation in ``k - V.V`` scaled by the residual variances, so two
     exact evaluations of the same |rho| differ by less than it.
@@ -224,7 +224,7 @@ def check_residual_knn(
 ) -> float:
     """Compare a residual kNN result with the float64 reference; return its recall.
 
-    query_ids (q,) ids or None for every point, idx (q, k) int. Following DESIGN section 4, the
+    query_ids (q,) ids or None for every point, idx (q, k) int. Following docs/design.md, "Float64 error rule", the
     returned neighbours' |rho| (re-evaluated here) sorted descending must agree position by
     position with the reference's k best |rho| within ``residual_tolerance(backend, query_ids, c)``.
     Recall is the fraction of positions that agree. ``dist`` (q, k), when given, must satisfy

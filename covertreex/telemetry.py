@@ -1,4 +1,4 @@
-"""Telemetry records (DESIGN section 7): per batch, per build, per query run.
+"""Telemetry records (docs/design.md, "Telemetry"): per batch, per build, per query run.
 
 Hot loops accumulate into a ``Counters`` array (plain float64, so Numba kernels can
 write it too); records are built from it afterwards. Records are frozen and are

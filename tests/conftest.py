@@ -167,7 +167,7 @@ def metric_of(data):
 # blocked tile traversal (Runtime rejects a traversal for it); its variants are the audit phases
 # that change how distances are computed: 1 (GEMM vs per-pair dot products for V), 2 (GEMM-norm
 # vs broadcast kernel tile) and 3 (conflict graph reusing vs recomputing batch distances).
-# DESIGN section 5: every combination returns the same neighbours.
+# docs/design.md, "Audit phases": every combination returns the same neighbours.
 RESIDUAL_VARIANTS = {
     "all-phases": Phases.all(),
     "baseline": Phases.baseline(),
@@ -272,7 +272,7 @@ def assert_predecessor_shape(idx, k, query_ids=None):
 def residual_pair_tolerance(backend, rows, cols):
     """(len(rows), len(cols)) bound on the difference of two float64 evaluations of d(i, j).
 
-    Derivation (DESIGN section 3): c = k(x_i, x_j) - V_i . V_j, rho = c / sqrt(p_i p_j).
+    Derivation (docs/design.md, "The residual-correlation metric"): c = k(x_i, x_j) - V_i . V_j, rho = c / sqrt(p_i p_j).
     - V part: a dot product of m terms in any summation order (GEMM tile or Numba loop) errs by
       at most gamma_m |V_i||V_j| ~ (m + 1) eps |V_i||V_j| (Higham, Accuracy and Stability, 3.1).
     - kernel part: the GEMM kernel provider (phase 2) forms r2 = |a|^2 + |b|^2 - 2 a.b from scaled

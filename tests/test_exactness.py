@@ -1,4 +1,4 @@
-"""Every kNN answer equals the float64 brute-force reference (DESIGN section 4).
+"""Every kNN answer equals the float64 brute-force reference (docs/design.md, "Float64 error rule").
 
 Euclidean: same ids in the same order (ties go to the lower id) and distances within 1e-9.
 Residual: float64 cannot reproduce tiny residual distances, so neighbour sets are compared in
@@ -244,7 +244,7 @@ def test_residual_every_dimension(d):
 @pytest.mark.parametrize("variant", sorted(RESIDUAL_VARIANTS))
 @pytest.mark.parametrize("name", ["tiny-p", "matern-perdim"])
 def test_residual_every_phase_set_is_exact(name, variant):
-    # DESIGN section 5: every phase combination returns the same neighbours; the mixed set
+    # docs/design.md, "Audit phases": every phase combination returns the same neighbours; the mixed set
     # (per-pair V dots with the GEMM kernel tile) is only exercised here and in the
     # generated-input and determinism tests.
     backend = residual_data(name)
@@ -256,7 +256,7 @@ def test_residual_every_phase_set_is_exact(name, variant):
 
 
 def test_residual_tiny_p_regime_is_exercised():
-    # The tiny-p case must really be in the cancellation regime DESIGN section 3 describes,
+    # The tiny-p case must really be in the cancellation regime docs/design.md, "The residual-correlation metric", describes,
     # otherwise its exactness tests would not test what they claim.
     backend = residual_data("tiny-p")
     assert backend.coords.shape[1] == 3 and backend.v_matrix.shape[1] == backend.n // 2

@@ -13,7 +13,7 @@ from covertreex.reference import residual_distances
 
 @dataclasses.dataclass(frozen=True)
 class Arrays:
-    """Stand-in with the attribute names of covertreex.tree.TreeArrays (docs/CONTRACTS.md)."""
+    """Stand-in with the attribute names of covertreex.tree.TreeArrays (docs/design.md, "Tree invariants")."""
 
     levels: np.ndarray
     parents: np.ndarray

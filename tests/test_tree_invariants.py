@@ -1,4 +1,4 @@
-"""Covering, separation and subtree-radius invariants (docs/CONTRACTS.md) on every fixture.
+"""Covering, separation and subtree-radius invariants (docs/design.md, "Tree invariants") on every fixture.
 
 Euclidean: the build, the queries and ``tree.distance_matrix`` all evaluate distances with the
 same difference-form kernel, so a distance is bitwise the same wherever it is computed and the
@@ -158,7 +158,7 @@ def test_parent_dist_is_the_distance_to_the_parent(metric, variant, batch_order)
 
 
 def test_residual_levels_start_at_zero_or_below(phases_variant):
-    # Residual distances are at most 1, so the root sits at level 0 or below (DESIGN section 4).
+    # Residual distances are at most 1, so the root sits at level 0 or below (docs/design.md, "Float64 error rule").
     tree = fitted(RESIDUAL, "rbf-d3", phases_variant)
     assert tree.arrays.levels.max() <= 0
     assert tree.arrays.levels[tree.arrays.root] == tree.arrays.levels.max()

@@ -62,6 +62,8 @@ class Metric(Protocol):
     data: the tree-side per-point data the kernels read (an array or a namedtuple of
     arrays); prune_slack: an absolute bound on the error of a computed distance, added to
     every pruning test so that rounding never prunes a subtree the exact distances keep.
+    A metric that runs the pointwise traversal also has ``gather(ids) -> data``, the
+    pair-kernel data of the points ids (m,) in that order, for the layouts.
     """
 
     name: str
@@ -72,9 +74,6 @@ class Metric(Protocol):
 
     def workspace(self, block: int) -> Any:
         """Scratch for the tile kernel on up to ``block`` rows, owned by one thread."""
-
-    def gather(self, ids: np.ndarray) -> Any:
-        """Pair-kernel data of the points ``ids`` (m,), in that order."""
 
     def tile(self, qdata, rows: np.ndarray, cols: np.ndarray, counters=None) -> np.ndarray:
         """(len(rows), len(cols)) float64 distances, from Python (the pre-audit tile loop)."""
