@@ -16,20 +16,22 @@ from . import _common as c
 PRESETS = c.RESIDUAL_PRESETS + c.EUCLIDEAN_PRESETS
 
 
-class Build:
-    """CoverTree(Runtime(metric)).fit(data): wall time and peak memory of the process."""
+class _PresetSuite:
+    """What both suites share: one parameter, the preset; one call per sample and no warm-up
+    samples (setup warms Numba up)."""
 
     params = [PRESETS]
     param_names = ["preset"]
     number = 1
     rounds = 1
     warmup_time = 0
-    if c.GOLD:
-        repeat = (1, 3, 300.0)
-        timeout = 1800
-    else:
-        repeat = (2, 5, 20.0)
-        timeout = 300
+    timeout = 1800 if c.GOLD else 300
+
+
+class Build(_PresetSuite):
+    """CoverTree(Runtime(metric)).fit(data): wall time and peak memory of the process."""
+
+    repeat = (1, 3, 300.0) if c.GOLD else (2, 5, 20.0)
 
     def setup(self, preset):
         covertreex = c.require("", "CoverTree")
@@ -46,20 +48,10 @@ class Build:
         self.cover_tree(self.runtime).fit(self.workload.fit_input)
 
 
-class Knn:
+class Knn(_PresetSuite):
     """tree.knn(queries, k) on a tree built in setup: residual query ids, Euclidean fresh points."""
 
-    params = [PRESETS]
-    param_names = ["preset"]
-    number = 1
-    rounds = 1
-    warmup_time = 0
-    if c.GOLD:
-        repeat = (2, 5, 120.0)
-        timeout = 1800
-    else:
-        repeat = (3, 10, 10.0)
-        timeout = 300
+    repeat = (2, 5, 120.0) if c.GOLD else (3, 10, 10.0)
 
     def setup(self, preset):
         covertreex = c.require("", "CoverTree")

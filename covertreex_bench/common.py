@@ -1,7 +1,11 @@
 """Names every layer of the harness shares: the bench JSON schema, the console and ladder
-columns, and the one-line request error. It imports nothing, so any module may import it."""
+columns, the one-line request error and the argument parsing of the subcommands that parse
+their own. It imports nothing of the harness or the index, so any module may import it."""
 
 from __future__ import annotations
+
+import argparse
+import sys
 
 SCHEMA_ID = "covertreex_bench.bench"
 SCHEMA_VERSION = 1
@@ -25,3 +29,24 @@ INSTALL_HINT = "pip install 'covertreex[bench]'"
 
 class BenchError(ValueError):
     """A problem with the request (unknown preset, bad thresholds file, ...): one line for the user."""
+
+
+def parse_arguments(args, prog: str, description: str, epilog: str, add_arguments):
+    """The namespace of ``covertreex profile`` / ``covertreex report``, which parse their own
+    arguments: ``args`` is an argv list (what covertreex_bench.cli passes), None for sys.argv,
+    or a namespace already parsed by a parser that ``add_arguments`` filled.
+
+    Returns (namespace, None), or (None, exit status) after --help or a usage error.
+    """
+    if args is not None and not isinstance(args, (list, tuple)):
+        return args, None
+    argv = list(sys.argv[1:] if args is None else args)
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    try:
+        namespace = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, already printed)
+        return None, exc.code if isinstance(exc.code, int) else 2
+    namespace.argv = argv
+    return namespace, None

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import INSTALL_HINT
+from .common import INSTALL_HINT, parse_arguments
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -61,21 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print only the report path")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="covertreex report", description=DESCRIPTION,
-                                     epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return parser
-
-
 def main(args=None) -> int:
-    if args is None or isinstance(args, (list, tuple)):
-        argv = list(sys.argv[1:] if args is None else args)
-        try:
-            args = build_parser().parse_args(argv)
-        except SystemExit as exc:
-            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args, status = parse_arguments(args, "covertreex report", DESCRIPTION, EPILOG, add_arguments)
+    if args is None:
+        return status
     try:
         from .reports import build_report
     except ImportError as exc:

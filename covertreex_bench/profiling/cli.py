@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..common import INSTALL_HINT
+from ..common import INSTALL_HINT, parse_arguments
 from ..environment import environment, git_info
 from . import SCHEMA_ID, SCHEMA_VERSION
 
@@ -68,14 +68,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--queries", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--gil-n", type=int, default=8192, help=argparse.SUPPRESS)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="covertreex profile", description=DESCRIPTION,
-                                     epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return parser
 
 
 def _json_default(obj):
@@ -243,13 +235,9 @@ def print_summary(summary: dict, path: Path) -> None:
 def main(args=None) -> int:
     """Entry point: ``args`` is an argv list (as ``covertreex_bench.cli`` passes it), None for
     sys.argv, or a namespace already parsed by a parser that ``add_arguments`` filled."""
-    if args is None or isinstance(args, (list, tuple)):
-        argv = list(sys.argv[1:] if args is None else args)
-        try:
-            args = build_parser().parse_args(argv)
-        except SystemExit as exc:
-            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-        args.argv = argv
+    args, status = parse_arguments(args, "covertreex profile", DESCRIPTION, EPILOG, add_arguments)
+    if args is None:
+        return status
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     try:
         from ..workloads import get_preset
