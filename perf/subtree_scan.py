@@ -20,8 +20,9 @@ import numba
 from scipy.spatial import cKDTree
 
 import covertreex.query.knn as knn_module
-from covertreex import CoverTree, Runtime
+from covertreex import CoverTree
 from covertreex_bench.bench import settle_workers
+from covertreex_bench.runtime import make_runtime
 from covertreex.engine.layout import SUBTREE_SCAN_MAX
 from covertreex_bench.workloads import load_workload
 
@@ -39,7 +40,7 @@ def main() -> None:
         parser.error(f"preset {args.preset!r} is not Euclidean")
     k = work.preset.k
     workers = numba.get_num_threads()
-    tree = CoverTree(Runtime()).fit(work.points)
+    tree = CoverTree(make_runtime(work.preset)).fit(work.points)
     kd = cKDTree(work.points)
     times = {size: [] for size in args.sizes}
     pairs = {}

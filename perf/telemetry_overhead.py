@@ -12,9 +12,10 @@ import statistics
 import time
 import warnings
 
-from covertreex import CoverTree, Runtime
-from covertreex.runtime import configure_threading
-from covertreex_bench.workloads import get_preset, load_workload, scaled
+from covertreex import CoverTree
+from covertreex.threads import configure_threading
+from covertreex_bench.runtime import make_runtime, warm_up
+from covertreex_bench.workloads import get_preset, load_workload
 
 
 def main() -> None:
@@ -28,8 +29,8 @@ def main() -> None:
         configure_threading()
     preset = get_preset(args.preset)
     work = load_workload(preset)
-    runtime = Runtime(metric=preset.metric)
-    CoverTree(runtime).fit(load_workload(scaled(preset, 600, 10)).fit_input)  # JIT
+    runtime = make_runtime(preset)
+    warm_up(preset)
     for flag in (True, False):
         CoverTree(runtime).fit(work.fit_input, telemetry=flag)
     runs = {True: [], False: []}

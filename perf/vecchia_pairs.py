@@ -17,7 +17,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from covertreex import CoverTree, Runtime
+from covertreex import CoverTree
+from covertreex_bench.runtime import make_runtime
 from covertreex_bench.workloads import get_preset, load_workload, scaled
 
 
@@ -31,7 +32,7 @@ def main() -> None:
     if args.n != preset.n:
         preset = scaled(preset, args.n)
     work = load_workload(preset)
-    tree = CoverTree(Runtime(metric="residual_correlation")).fit(work.backend)
+    tree = CoverTree(make_runtime(preset)).fit(work.backend)
     ids = np.sort(np.random.default_rng(0).choice(preset.n, args.rows, replace=False))
     print(f"{preset.name}: k={preset.k}, {args.rows} sampled ids, mean id {ids.mean():.0f} "
           f"(the brute force evaluates that many pairs per row)")
