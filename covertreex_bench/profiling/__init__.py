@@ -64,10 +64,3 @@ Scenarios ``control_nogil`` / ``control_gil`` run the same loop compiled with an
 
 SCHEMA_ID = "covertreex.profile"
 SCHEMA_VERSION = 1
-
-
-def main(argv=None) -> int:
-    """``covertreex profile`` (see covertreex_bench.profiling.cli)."""
-    from .cli import main as _main
-
-    return _main(argv)
