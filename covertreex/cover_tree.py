@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import persist
 from ._validation import as_ids, as_k, as_points
 from .engine.layout import Layout, make_layout
 from .engine.walk import Rows
@@ -101,6 +102,27 @@ class CoverTree:
             raise ValueError("this CoverTree is not fitted; call tree = CoverTree(runtime).fit(data) first")
         return self.arrays
 
+    def save(self, path) -> None:
+        """Write the fitted tree to ``path`` (str or os.PathLike, used as given) as one .npz
+        file, atomically; ``CoverTree.load(path)`` reads it back. Raises ValueError for an
+        unfitted tree and OSError naming ``path`` when it cannot be written. The format is
+        described in ``covertreex.persist``."""
+        persist.save(self, path)
+
+    @classmethod
+    def load(cls, path) -> "CoverTree":
+        """The fitted tree saved at ``path`` by ``save``: it answers bit for bit as the saved
+        tree did. Raises FileNotFoundError for a missing file and ValueError naming the file
+        for a truncated, foreign or newer-version file."""
+        return cls(**persist.load(path))
+
+    def __reduce__(self):
+        # Pickle (Dask ships trees this way) the saved form's arrays, not the derived metric
+        # data and layout, which the unpickling side rebuilds as ``load`` does.
+        if self.arrays is None:
+            return type(self), (self.runtime,)
+        return persist.unpickle, (type(self), *persist.tree_state(self))
+
     def distance_matrix(self, rows, cols) -> np.ndarray:
         """(len(rows), len(cols)) float64 tree-metric distances between dataset ids."""
         n = self._fitted().n
@@ -128,20 +150,49 @@ class CoverTree:
         (distance, id) and padded with -1 / inf when fewer than k candidates exist.
         """
         start = time.perf_counter()
-        arrays = self._fitted()
+        self._fitted()
         predecessor_mode = _as_flag(predecessor_mode, "predecessor_mode")
         qdata, rows, qcoords = self._query_rows(queries, predecessor_mode)
-        k = as_k(k, rows.ids.shape[0], arrays.n)
+        perm = self._walk_order(rows.ids, qcoords, predecessor_mode)
+        return self._search(qdata, rows, perm, k, predecessor_mode, start)
+
+    def _knn_report_block(self, queries, k, *, predecessor_mode: bool = False,
+                          own_ids: bool = False):
+        """``knn_report`` for one part of a larger run (``covertreex.distributed``). queries:
+        as for ``knn_report``, or with own_ids=True (q,) int64 ids of fitted points, each
+        querying as in queries=None (itself excluded; predecessor mode: ids below its own),
+        for either metric. Rows are walked in the order given, not re-sorted: the caller
+        orders the whole run with ``_walk_order`` and cuts it at multiples of query_block,
+        so every block, hence every tile and distance bit, is the one of the whole run."""
+        start = time.perf_counter()
+        arrays = self._fitted()
+        predecessor_mode = _as_flag(predecessor_mode, "predecessor_mode")
+        if own_ids:
+            qdata, rows, _ = self._id_rows(as_ids(queries, "queries", arrays.n), predecessor_mode)
+        else:
+            qdata, rows, _ = self._query_rows(queries, predecessor_mode)
+        return self._search(qdata, rows, None, k, predecessor_mode, start)
+
+    def _walk_order(self, ids, qcoords, predecessor_mode: bool):
+        """The order (q,) int64 in which the blocked traversal takes rows with dataset ids
+        ``ids`` (q,) and coordinates ``qcoords`` (q, d); None for the pointwise traversal."""
         plan = self.runtime.plan.walk
-        perm = None
         if plan.traversal == "blocked" and predecessor_mode:
             # Residual distances prune little, while id limits do: a block of consecutive ids
             # skips every subtree whose ids all exceed the block's, which saves more pairs
             # than the spatial coherence of Hilbert blocks does.
-            perm = np.argsort(rows.ids, kind="stable")
-        elif plan.traversal == "blocked":
+            return np.argsort(ids, kind="stable")
+        if plan.traversal == "blocked":
             # Neighbouring queries share most of their frontier: walk them in Hilbert order.
-            perm = np.argsort(hilbert_keys(qcoords), kind="stable")
+            return np.argsort(hilbert_keys(qcoords), kind="stable")
+        return None
+
+    def _search(self, qdata, rows, perm, k, predecessor_mode: bool, start: float):
+        """knn_report's search over ``rows`` (a ``Rows``) taken in the order ``perm`` (or as
+        given); results in the rows' order."""
+        arrays = self.arrays
+        k = as_k(k, rows.ids.shape[0], arrays.n)
+        plan = self.runtime.plan.walk
         if perm is not None:
             rows = Rows(*(a[perm] for a in rows))
         counters = new_counters()
@@ -167,8 +218,7 @@ class CoverTree:
         n = self.arrays.n
         if queries is None or self.metric.name == "residual_correlation":
             ids = np.arange(n, dtype=np.int64) if queries is None else as_ids(queries, "queries", n)
-            limit = ids.copy() if predecessor_mode else np.full(ids.shape[0], n, dtype=np.int64)
-            return self.metric.data, Rows(ids, ids, limit), self._coords[ids]
+            return self._id_rows(ids, predecessor_mode)
         if predecessor_mode:
             raise ValueError(
                 "predecessor_mode=True needs queries=None (every fitted point, point i taking "
@@ -184,3 +234,10 @@ class CoverTree:
         rows = Rows(np.arange(q, dtype=np.int64), np.full(q, -1, dtype=np.int64),
                     np.full(q, n, dtype=np.int64))
         return qdata, rows, qdata
+
+    def _id_rows(self, ids, predecessor_mode: bool):
+        """``_query_rows`` of the fitted points ``ids`` (q,) int64, each excluded from its own
+        list (predecessor mode: limited to ids below its own)."""
+        n = self.arrays.n
+        limit = ids.copy() if predecessor_mode else np.full(ids.shape[0], n, dtype=np.int64)
+        return self.metric.data, Rows(ids, ids, limit), self._coords[ids]
