@@ -1,4 +1,4 @@
-"""The named presets match DESIGN section 6 exactly, and their data is deterministic."""
+"""The named presets match docs/design.md, "Harness", exactly, and their data is deterministic."""
 
 import dataclasses
 
@@ -18,7 +18,7 @@ from covertreex_bench.workloads import (
     scaled,
 )
 
-# DESIGN section 6: name -> (metric, n, d, inducing, queries, k, predecessor_mode)
+# docs/design.md, "Harness": name -> (metric, n, d, inducing, queries, k, predecessor_mode)
 DESIGN_TABLE = {
     "gold-d3": ("residual_correlation", 32768, 3, 512, 1024, 50, False),
     "gold-d8": ("residual_correlation", 32768, 8, 512, 1024, 8, False),

@@ -19,15 +19,29 @@ import types
 from numba import njit
 
 
+def template(parallel: bool = False):
+    """Mark a function as a template for ``specialise``, compiled with Numba's
+    ``parallel`` option (a template with a prange loop needs it)."""
+    def mark(func):
+        func.specialise_options = {"parallel": bool(parallel)}
+        return func
+    return mark
+
+
+def is_template(obj) -> bool:
+    return callable(obj) and hasattr(obj, "specialise_options")
+
+
 @functools.cache
-def specialise(template, kernels, parallel: bool = False):
-    """``template`` compiled with the names it calls bound to ``kernels`` (a
-    ``metrics.protocol.MetricKernels``); one dispatcher per (template, kernels)."""
-    namespace = dict(template.__globals__)
+def specialise(tmpl, kernels):
+    """``tmpl`` (a function marked by ``template()``) compiled with the names it calls bound to
+    ``kernels`` (a ``metrics.protocol.MetricKernels``); one dispatcher per (template,
+    kernels), so every caller, the profiling suite included, gets the same one."""
+    namespace = dict(tmpl.__globals__)
     namespace.update(kernels.bindings())
-    func = types.FunctionType(template.__code__, namespace, template.__name__,
-                              template.__defaults__, template.__closure__)
-    func.__qualname__ = f"{template.__qualname__}[{kernels.tag}]"
-    func.__module__ = template.__module__
-    func.__doc__ = template.__doc__
-    return njit(cache=True, nogil=True, parallel=parallel)(func)
+    func = types.FunctionType(tmpl.__code__, namespace, tmpl.__name__,
+                              tmpl.__defaults__, tmpl.__closure__)
+    func.__qualname__ = f"{tmpl.__qualname__}[{kernels.tag}]"
+    func.__module__ = tmpl.__module__
+    func.__doc__ = tmpl.__doc__
+    return njit(cache=True, nogil=True, **tmpl.specialise_options)(func)

@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from .frontier_kernels import expand_frontier, pow2
+from .specialise import template
 from .visit_kernels import claim_bounds, claim_tile, merge_tile_sorted, offer_tile
 
 SCAN = 0
@@ -74,6 +75,7 @@ def tile_thresholds(mode, nodes, tree, slack, hd, b):
     return row_thr, col_thr
 
 
+@template()
 def walk_block_kernel(qdata, tdata, tree, rows, state, mode, topk, slack, workspace, counters):
     """Walk one block of rows (a ``Rows`` of b rows) through ``tree`` (a TreeView) to the
     end, filling ``state`` (a ``WalkState``); returns the pairs evaluated. ``workspace`` is

@@ -12,6 +12,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit, prange
 
+from ..engine.specialise import template
 from ..engine.frontier_kernels import level_of_distance, pow2
 from ..tree import FLOOR_LEVEL
 
@@ -118,6 +119,7 @@ def place_round(batch, chosen, level, pairwise, placed, scan, nodes, inserted, n
     return n_placed
 
 
+@template(parallel=True)
 def pairwise_by_pairs(data, batch, out):
     """out (b, b) = d(batch[x], batch[y]) one pair at a time (no tile reuse)."""
     b = batch.shape[0]
@@ -126,6 +128,7 @@ def pairwise_by_pairs(data, batch, out):
             out[x, y] = pair(data, batch[x], data, batch[y])
 
 
+@template()
 def grow_radii(data, inserted, parents, radii):
     """Raise the radius of every ancestor of each inserted id to cover it.
 

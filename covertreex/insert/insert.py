@@ -57,7 +57,7 @@ def conflict_pairwise(metric, batch, cached, reuse: bool) -> np.ndarray:
             )
         return cached
     out = np.empty((batch.shape[0], batch.shape[0]))
-    specialise(pairwise_by_pairs, metric.kernels, parallel=True)(metric.data, batch, out)
+    specialise(pairwise_by_pairs, metric.kernels)(metric.data, batch, out)
     return out
 
 

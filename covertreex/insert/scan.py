@@ -23,7 +23,7 @@ def scan_batch(metric, batch, tree, n_nodes, pool, counters, then=()):
     if pool is None:
         lay = make_layout(metric, tree, n_nodes)
         chunks = min(b, 4 * numba.get_num_threads())
-        kernel = specialise(scan_pointwise, metric.kernels, parallel=True)
+        kernel = specialise(scan_pointwise, metric.kernels)
         kernel(metric.data, lay, batch, metric.prune_slack, chunks, state)
         return state
     no_limit = np.full(b, tree.levels.shape[0], dtype=np.int64)

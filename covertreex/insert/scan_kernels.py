@@ -10,6 +10,7 @@ of g can lower B only through a node w with d(p, w) <= min(2**(level(g) - 1), 2*
 import numpy as np
 from numba import prange
 
+from ..engine.specialise import template
 from ..engine.frontier_kernels import level_of_distance, may_descend, pow2
 from ..engine.visit_kernels import claim
 
@@ -19,6 +20,7 @@ from ..engine.visit_kernels import claim
 pair = pair_key = key_to_distance = distance_to_key = None
 
 
+@template(parallel=True)
 def scan_pointwise(qdata, lay, batch, slack, n_chunks, state):
     """Depth-first scan per batch point (batch (b,) ids) over the breadth-first ``Layout``
     lay (covertreex.engine.layout); fills state.best, state.parent (dataset ids) and

@@ -38,7 +38,7 @@ def knn_search(plan, tree, layout, metric, qdata, rows, k, counters):
     pairs = np.zeros(q, dtype=np.int64)
     if plan.traversal == "pointwise":
         chunks = min(q, 8 * numba.get_num_threads())
-        kernel = specialise(knn_pointwise, metric.kernels, parallel=True)
+        kernel = specialise(knn_pointwise, metric.kernels)
         kernel(qdata, layout, rows, SUBTREE_SCAN_MAX, metric.prune_slack, chunks, hd, hi, pairs)
         return sorted_results(hd, hi), pairs
     none = np.empty(0, dtype=np.int64)

@@ -9,6 +9,7 @@ query's own id); subtrees whose smallest id is >= limit are skipped whole.
 import numpy as np
 from numba import njit, prange
 
+from ..engine.specialise import template
 from ..engine.frontier_kernels import may_descend
 from ..engine.visit_kernels import heap_offer
 
@@ -35,6 +36,7 @@ def _sort_segment(stack, stack_d, lo, hi, radii):
         stack_d[u + 1] = dg
 
 
+@template(parallel=True)
 def knn_pointwise(qdata, lay, block, scan_max, slack, n_chunks, hd, hi, pairs):
     """Depth-first, nearest-subtree-first kNN per row of ``block`` (a ``Rows``) over the
     breadth-first ``Layout`` lay (covertreex.engine.layout). A subtree of at most scan_max

@@ -1,6 +1,8 @@
 """Everything the GIL probes know about the index's internals, in one place: which modules hold
-the hot kernels, how a metric's specialised walks are held (``MetricKernels``), and how to call
-the residual tile kernel directly. When the index re-layers, this module is the one to adapt.
+the hot kernels, how each metric's specialised traversals are found (the templates of the
+kernel modules compiled by ``covertreex.engine.specialise`` for each ``MetricKernels``), and how
+to call the residual tile kernel directly. When the index re-layers, this module is the one to
+adapt.
 """
 
 from __future__ import annotations
@@ -17,9 +19,8 @@ from ..runtime import make_runtime
 from .probes import Scenario
 
 # Modules whose dispatchers are "hot kernels", besides every module named *_kernels. The
-# metric modules also hold each metric's specialised walks (a MetricKernels).
-EXTRA_KERNEL_MODULES = ("covertreex.metrics.residual.metric", "covertreex.metrics.distance_kernels",
-                        "covertreex.metrics.euclidean")
+# metric modules hold each metric's MetricKernels, for which the templates are specialised.
+EXTRA_KERNEL_MODULES = ("covertreex.metrics.euclidean", "covertreex.metrics.residual.metric")
 
 
 def kernel_module_names() -> list[str]:
@@ -54,29 +55,35 @@ class Kernel:
 
 
 def hot_kernels(module_names=None) -> tuple[list[Kernel], dict[str, str]]:
-    """Every CPUDispatcher defined in the kernel modules: (kernels, {module: import error})."""
-    kernels, errors = [], {}
+    """Every CPUDispatcher defined in the kernel modules, and every template specialised for
+    every metric: (kernels, {module: import error})."""
+    kernels, errors, modules = [], {}, []
     for modname in module_names or kernel_module_names():
         try:
-            module = importlib.import_module(modname)
+            modules.append(importlib.import_module(modname))
         except Exception as exc:  # a module mid-edit must not stop the other probes
             errors[modname] = f"{type(exc).__name__}: {exc}"
-            continue
+    for module in modules:
         for name, obj in sorted(vars(module).items()):
-            if is_dispatcher(obj) and getattr(obj.py_func, "__module__", None) == modname:
-                kernels.append(Kernel(modname, name, obj))
-            for field, disp in _specialised(obj):
-                kernels.append(Kernel(modname, f"{name}.{field}", disp))
+            if is_dispatcher(obj) and getattr(obj.py_func, "__module__", None) == module.__name__:
+                kernels.append(Kernel(module.__name__, name, obj))
+    for module, name, disp in _specialised(modules):
+        kernels.append(Kernel(module, name, disp))
     return kernels, errors
 
 
-def _specialised(obj):
-    """(field, dispatcher) pairs of a MetricKernels (a metric's specialised walks)."""
-    from covertreex.engine.specialise import MetricKernels
+def _specialised(modules):
+    """(template's module, 'template[metric]', dispatcher) for every template of ``modules``
+    and every MetricKernels they hold: the same dispatchers the index's traversals use."""
+    from covertreex.engine.specialise import is_template, specialise
+    from covertreex.metrics.protocol import MetricKernels
 
-    if not isinstance(obj, MetricKernels):
-        return []
-    return [(f, getattr(obj, f)) for f in obj.__dataclass_fields__ if is_dispatcher(getattr(obj, f))]
+    templates = [(m.__name__, obj) for m in modules for obj in vars(m).values()
+                 if is_template(obj) and obj.__module__ == m.__name__]
+    metrics = {id(obj): obj for m in modules for obj in vars(m).values()
+               if isinstance(obj, MetricKernels)}
+    return [(mod, f"{t.__name__}[{k.tag}]", specialise(t, k))
+            for mod, t in templates for k in metrics.values()]
 
 
 def dispatcher_index() -> dict[tuple[str, str], str]:
@@ -87,19 +94,22 @@ def dispatcher_index() -> dict[tuple[str, str], str]:
         if module is None or not (modname == "covertreex" or modname.startswith("covertreex.")):
             continue
         for name, obj in list(vars(module).items()):
-            found = [(name, obj)] if is_dispatcher(obj) else []
-            # A metric's specialised walks are defined in the kernel modules, held here.
-            found += [(f"{name}.{field}", d) for field, d in _specialised(obj)]
-            for label, disp in found:
-                func = disp.py_func
-                if label == name and getattr(func, "__module__", None) != modname:
-                    continue
-                try:
-                    path = os.path.realpath(func.__code__.co_filename)
-                except AttributeError:
-                    continue
-                out.setdefault((path, func.__name__), f"{modname}.{label}")
+            if is_dispatcher(obj) and getattr(obj.py_func, "__module__", None) == modname:
+                _index(out, obj, f"{modname}.{name}")
+    loaded = [m for name, m in list(sys.modules.items())
+              if m is not None and name.startswith("covertreex.")]
+    for modname, label, disp in _specialised(loaded):
+        _index(out, disp, f"{modname}.{label}")
     return out
+
+
+def _index(out, disp, label):
+    func = disp.py_func
+    try:
+        path = os.path.realpath(func.__code__.co_filename)
+    except AttributeError:
+        return
+    out.setdefault((path, func.__name__), label)
 
 
 def _residual_metric(workload, phases):
@@ -124,7 +134,7 @@ def library_scenarios(preset="quick", n: int = 8192, rows: int = 512, cols: int 
     that cannot be built is named in the notes.
     """
     from covertreex import CoverTree
-    from covertreex.engine.specialise import ALL_PAIRS
+    from covertreex.metrics.protocol import ALL_PAIRS
     from covertreex.metrics.residual.metric import exact_thresholds
     from covertreex.phases import Phases
     from covertreex.telemetry import new_counters
@@ -155,9 +165,7 @@ def library_scenarios(preset="quick", n: int = 8192, rows: int = 512, cols: int 
                 f"ResidualMetric.tile {rows_ids.size}x{cols_ids.size} on {p.name} (phases {label})",
                 ("covertreex.metrics.residual.metric",),
                 lambda m=metric: m.tile(m.data, rows_ids, cols_ids, new_counters())))
-            # Metrics hold their kernels as staticmethods: reading the attribute through the
-            # class unwraps it to the Dispatcher (getattr_static would return the wrapper).
-            tile_kernel = getattr(type(metric), "tile_kernel", None)
+            tile_kernel = metric.kernels.tile_kernel
             if label == "all" and is_dispatcher(tile_kernel):
                 out.append(Scenario(
                     "residual_tile_kernel",
