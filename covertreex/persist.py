@@ -4,7 +4,7 @@ A saved tree is one uncompressed ``.npz`` archive (``np.savez``) holding only ar
 and one JSON metadata string; it is read with ``allow_pickle=False``, so loading a file never
 runs code. Entries, all C-contiguous:
 
-- ``__meta__``: 0-d unicode array, JSON with ``"format": "covertreex.tree"``, ``"version"``
+- ``__meta__``: (bytes,) uint8, UTF-8 JSON with ``"format": "covertreex.tree"``, ``"version"``
   (``VERSION``), ``n``, the metric, every ``Runtime`` setting (``phases`` as a dict), the tree's
   ``root`` and ``floor_level``, the residual kernel (``type``: "RBF" or "Matern52",
   ``lengthscale``: a float or one per dimension, ``variance``) and the ``BuildReport`` (its
@@ -303,7 +303,8 @@ def save(tree, path) -> None:
 
 def write_npz(fh, meta_json: str, arrays: dict) -> None:
     """The archive of ``tree_state``'s output into the binary file object ``fh``."""
-    np.savez(fh, **{META: np.array(meta_json)}, **arrays)
+    meta = np.frombuffer(meta_json.encode("utf-8"), dtype=np.uint8)
+    np.savez(fh, **{META: meta}, **arrays)
 
 
 def load(path) -> dict:
@@ -327,10 +328,10 @@ def read_npz(fh, source: str) -> dict:
         raise ValueError(f"{source}: unreadable or truncated {FORMAT} file "
                          f"({type(exc).__name__}: {exc})") from None
     meta = entries.pop(META, None)
-    if meta is None or meta.dtype.kind != "U" or meta.ndim != 0:
+    if meta is None or meta.dtype != np.uint8 or meta.ndim != 1:
         raise ValueError(f"{source}: not a {FORMAT} file (no {META} metadata entry)")
     try:
-        meta = json.loads(str(meta[()]))
+        meta = json.loads(meta.tobytes().decode("utf-8"))
     except ValueError:
         raise ValueError(f"{source}: the {META} entry is not JSON; not a {FORMAT} file") from None
     return _parts(meta, entries, source)
