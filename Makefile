@@ -21,7 +21,7 @@ BENCH_QUICK := $(PY) -m covertreex_bench bench --preset quick --check
 # The benchmark box's presets: one process each, figures and telemetry under out/bench/.
 BENCH_ALL_PRESETS := gold-d3 gold-d8 euclid-32k vecchia-d3
 
-.PHONY: venv test lint bench bench-all asv profile gate dist clean distclean
+.PHONY: venv test lint bench bench-all asv profile gate calibrate dist clean distclean
 
 venv: $(STAMP)
 
@@ -71,16 +71,17 @@ bench-all: $(STAMP)
 	  $(PY) -m covertreex_bench bench --preset $$p --check --json out/bench/$$p.json --log out/bench/$$p.jsonl || status=1; \
 	done; exit $$status
 
-# Per-PR performance gate: the quick preset against the gate thresholds (tests/perf; figures in
-# out/gate/). With BASE=<rev>: this checkout against that commit instead (perf/compare.py), failing
-# on a slowdown above [compare].slowdown_factor. See perf/README.md.
+# Per-PR performance gate (perf/compare.py, perf/README.md): this checkout against BASE (default:
+# the merge base with main, or HEAD~1 on main itself), measured interleaved in one job; fails when
+# a figure is significantly slower by more than [compare].min_effect. Each side's samples are
+# also written as pytest-benchmark JSON under out/gate/. An unknown BASE exits 2 at once.
 gate: $(STAMP)
-ifdef BASE
-	$(PY) perf/compare.py --base '$(BASE)'
-else
-	@mkdir -p out/gate
-	$(PY) -m pytest tests/perf -v -p no:cacheprovider --benchmark-json=out/gate/pytest-benchmark.json
-endif
+	$(PY) perf/compare.py $(if $(BASE),--base '$(BASE)')
+
+# This machine's absolute limits (covertreex_bench/calibrate.py): writes
+# ~/.covertreex/machines/<machine>.toml, read by `covertreex bench --check` and tests/perf.
+calibrate: $(STAMP)
+	$(PY) -m covertreex_bench calibrate
 
 # The sdist and the wheel (index and harness in one distribution; the harness's dependencies
 # are the [bench] extra) into dist/.

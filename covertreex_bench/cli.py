@@ -1,4 +1,5 @@
-"""The ``covertreex`` command (also ``python -m covertreex_bench``): bench | diagnostics | profile | report.
+"""The ``covertreex`` command (also ``python -m covertreex_bench``): bench | calibrate | diagnostics |
+profile | report.
 
 ``profile`` and ``report`` parse their own arguments: ``main`` hands everything after the
 subcommand name to ``covertreex_bench.profiling.cli.main`` or ``covertreex_bench.report_cli.main``.
@@ -125,6 +126,14 @@ examples:
 """
 
 
+CALIBRATE_DESCRIPTION = """\
+Measure this machine and write its limits: every preset of a thresholds table with a
+gate = "calibrated" entry is built and queried --runs times, and each such figure's limit (the
+worst run times 3, or divided by 3 for a lower limit) goes to ~/.covertreex/machines/<machine>.toml
+($COVERTREEX_MACHINE_DIR, $COVERTREEX_MACHINE override folder and name; the name is asv's
+machine name when ~/.asv-machine.json has one). `covertreex bench` and the pytest gate read it."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
@@ -163,6 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     # (workloads.scaled); the JSON says "scaled": true and verdicts do not set the exit code.
     bench.add_argument("--n", type=_positive_int, default=None, help=argparse.SUPPRESS)
     bench.add_argument("--traceback", action="store_true", help=argparse.SUPPRESS)
+
+    cal = sub.add_parser("calibrate", help="measure this machine, write its limits (make calibrate)",
+                         description=CALIBRATE_DESCRIPTION,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    cal.add_argument("--runs", type=_positive_int, default=None, metavar="N",
+                     help="build and query runs per preset (default 5)")
+    cal.add_argument("--thresholds", metavar="PATH",
+                     help="thresholds file naming the calibrated gates (default: the shipped one)")
+    cal.add_argument("--out", metavar="PATH", help="machine file (default: this machine's, see above)")
 
     diag = sub.add_parser("diagnostics", help="telemetry JSONL logs to CSV; fails on missing reuse",
                           description=DIAG_DESCRIPTION, epilog=DIAG_EPILOG,
@@ -333,7 +351,21 @@ def cmd_diagnostics(args) -> int:
         raise UsageError(str(exc)) from None
 
 
-COMMANDS = {"bench": cmd_bench, "diagnostics": cmd_diagnostics}
+def cmd_calibrate(args) -> int:
+    from . import calibrate
+    from .common import BenchError
+
+    try:
+        path = calibrate.calibrate(args.runs or calibrate.DEFAULT_RUNS, args.thresholds, args.out,
+                                   say=_stderr)
+    except BenchError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"machine limits of {calibrate.machine_name()} written to {path}")
+    print(path.read_text(encoding="utf-8"), end="")
+    return EXIT_OK
+
+
+COMMANDS = {"bench": cmd_bench, "calibrate": cmd_calibrate, "diagnostics": cmd_diagnostics}
 
 
 def main(argv=None) -> int:

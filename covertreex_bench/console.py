@@ -130,7 +130,7 @@ def format_verdicts(verdicts, path=None, informational=False) -> str:
         audit = v["limits"].get("audit")
         audit_text = "-" if audit is None else f"{v['op']} {audit:g}"
         rows.append((f"[{v['table']}] {v['figure']}", _fmt_value(v["value"]),
-                     f"{v['op']} {v['limit']:g}", v["gate"], audit_text,
+                     "-" if v["limit"] is None else f"{v['op']} {v['limit']:g}", v["gate"], audit_text,
                      v["status"] + (f" ({v['note']})" if v["note"] else "")))
     lines = _table(rows, ["<", ">", ">", "<", ">", "<"])
     counts = {s: sum(1 for v in verdicts if (v if isinstance(v, dict) else v.as_dict())["status"] == s)

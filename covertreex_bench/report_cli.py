@@ -26,7 +26,7 @@ EPILOG = """\
 sections: trends per commit (traversal_ms, whitened_block_ms, kernel_provider_ms,
 conflict_graph_ms, build wall, query wall, peak memory) with the thresholds of the
 thresholds file; the phase ladder; a regression table against the previous and the base
-commit (red above the thresholds file's [compare] slowdown_factor, default 1.5); one verdict per audit
+commit (red above the thresholds file's [compare] min_effect, default 1.5); one verdict per audit
 threshold; telemetry; pyinstrument profiles with the Python-callout and GIL evidence; the
 machines and environments behind the figures; the inputs read and skipped.
 

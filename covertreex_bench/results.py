@@ -129,6 +129,21 @@ def derived_figures(result: dict) -> dict:
     return out
 
 
+# Top-level numbers of a result that thresholds may name (besides the summary and derived ones).
+TOP_FIGURES = ("build_wall_ms", "query_wall_ms", "queries_per_s", "pairs_evaluated", "recall",
+               "reference_ms", "ckdtree_query_ms", "warmup_ms", "data_ms", "repeat")
+
+
+def known_figures() -> tuple:
+    """Every figure name ``figures`` can return: TOP_FIGURES, the keys of
+    ``BuildReport.summary()`` and of ``derived_figures``; sorted."""
+    from covertreex.telemetry import BuildReport
+
+    summary = BuildReport(metric="", n=0, phases={}, build_wall_ms=0.0, batches=[]).summary()
+    derived = derived_figures({"build_wall_ms": None, "query_wall_ms": None, "reference_ms": None})
+    return tuple(sorted({*TOP_FIGURES, *summary, *derived}))
+
+
 def figures(result: dict) -> dict:
     """Every figure of a result by name: top-level numbers, the build summary, derived figures."""
     out = {key: value for key, value in result.items()

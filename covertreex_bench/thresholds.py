@@ -6,9 +6,13 @@ Schema (``version = 1``):
 
 - a table that names ``presets`` is a gate; each of its sub-tables is one figure with
   ``op`` (required: <=, <, >=, >, ==), numbers (``audit``, ``machine``, ``issue``, ...),
-  ``gate`` naming the number the verdict uses (default "machine") and an optional ``source``;
-- ``[compare]`` drives perf/compare.py and the report's regression colours:
-  ``slowdown_factor`` (required, > 0), ``preset``, ``repeat``, ``rounds``, ``figures``.
+  ``gate`` naming the number the verdict uses (default "audit") and an optional ``source``.
+  ``gate = "calibrated"`` takes the number from this machine's file written by ``make
+  calibrate`` (covertreex_bench.calibrate); without one the verdict is SKIP naming the command.
+  A figure name outside ``results.known_figures()`` is an error listing the known ones;
+- ``[compare]`` drives perf/compare.py (covertreex_bench.gate) and the report's regression
+  colours: ``min_effect`` (required, > 1: the smallest slowdown factor that fails), ``alpha``
+  (the Mann-Whitney level, 0 < alpha < 1), ``preset``, ``rounds``, ``figures``.
 
 Every consumer (bench verdicts, the pytest gate, the report, perf/compare.py) goes through
 ``load``, so a file one of them accepts the others accept too.
@@ -33,7 +37,8 @@ OPS = {
     ">": lambda v, t: v > t,
     "==": lambda v, t: v == t,
 }
-DEFAULT_GATE = "machine"
+DEFAULT_GATE = "audit"
+CALIBRATED = "calibrated"
 
 
 class ThresholdsError(BenchError):
@@ -48,13 +53,14 @@ class Threshold:
     figure: str
     op: str
     gate: str
-    limits: dict        # every stated number: {"audit": ..., "machine": ..., "issue": ...}
+    limits: dict        # every stated number: {"audit": ..., "issue": ..., "calibrated": ...}
     source: str = ""
     presets: tuple = ()
 
     @property
-    def limit(self) -> float:
-        return self.limits[self.gate]
+    def limit(self) -> float | None:
+        """The gating number; None for a calibrated gate on an uncalibrated machine."""
+        return self.limits.get(self.gate)
 
     def as_dict(self) -> dict:
         return {**dataclasses.asdict(self), "presets": list(self.presets), "limit": self.limit}
@@ -62,13 +68,15 @@ class Threshold:
 
 @dataclass(frozen=True)
 class Compare:
-    """The [compare] table: how perf/compare.py measures, and the slowdown it tolerates."""
+    """The [compare] table: how perf/compare.py measures (rounds of A B B A ... samples) and
+    what fails (covertreex_bench.gate: Mann-Whitney p < alpha and CI lower bound > min_effect)."""
 
-    slowdown_factor: float
+    min_effect: float
+    alpha: float = 0.01
     preset: str = "quick"
-    repeat: int = 3
-    rounds: int = 1
-    figures: tuple = ("build_wall_ms", "query_wall_ms", "traversal_ms_median")
+    rounds: int = 10
+    figures: tuple = ("fit_wall_ms", "knn_wall_ms", "build_wall_ms", "query_wall_ms",
+                      "traversal_ms", "whitened_block_ms", "kernel_provider_ms", "conflict_graph_ms")
 
 
 @dataclass(frozen=True)
@@ -94,9 +102,10 @@ def default_path():
         return Path(__file__).with_name(DEFAULT_RESOURCE)
 
 
-def load(path=None) -> Thresholds:
-    """Read and check a thresholds file (default: the packaged one); ThresholdsError naming
-    the file and what is wrong with it otherwise."""
+def load(path=None, machine_file=None) -> Thresholds:
+    """Read and check a thresholds file (default: the packaged one) and add this machine's
+    calibrated limits (``machine_file``, default ``calibrate.machine_file()``, when it exists);
+    ThresholdsError naming the file and what is wrong with it otherwise."""
     source = default_path() if path is None else Path(path)
     try:
         text = source.read_text(encoding="utf-8")
@@ -110,18 +119,22 @@ def load(path=None) -> Thresholds:
         config = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ThresholdsError(f"thresholds file {source} is not valid TOML: {exc}") from None
-    return parse(config, str(source))
+    from . import calibrate
+
+    calibrated = calibrate.read_limits(machine_file)
+    return parse(config, str(source), calibrated)
 
 
-def parse(config: dict, path: str = "<thresholds>") -> Thresholds:
-    """Check a parsed thresholds document; ThresholdsError on the first malformed entry."""
+def parse(config: dict, path: str = "<thresholds>", calibrated: dict | None = None) -> Thresholds:
+    """Check a parsed thresholds document; ThresholdsError on the first malformed entry.
+    ``calibrated``: {(table, figure): limit} of this machine (``calibrate.read_limits``)."""
     version = config.get("version", 1)
     if version != 1:
         raise ThresholdsError(f"thresholds file {path}: version {version!r} is not supported (1 is)")
     gates = []
     for name, table in config.items():
         if isinstance(table, dict) and "presets" in table:
-            gates.extend(_table(path, name, table))
+            gates.extend(_table(path, name, table, calibrated or {}))
     compare = _compare(path, config["compare"]) if isinstance(config.get("compare"), dict) else None
     return Thresholds(path, tuple(gates), compare, config)
 
@@ -130,21 +143,31 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _table(path: str, name: str, table: dict) -> list[Threshold]:
+def _table(path: str, name: str, table: dict, calibrated: dict) -> list[Threshold]:
+    from .results import known_figures
+
     presets = table["presets"]
     if not isinstance(presets, list) or not all(isinstance(p, str) for p in presets):
         raise ThresholdsError(f"thresholds file {path} [{name}]: presets must be a list of names")
     out = []
+    known = known_figures()
     for figure, entry in table.items():
         if not isinstance(entry, dict):
             continue
         where = f"thresholds file {path} [{name}.{figure}]"
+        if figure not in known:
+            raise ThresholdsError(f"{where}: unknown figure {figure!r}; known figures: {', '.join(known)}")
         op = entry.get("op")
         if op not in OPS:
             raise ThresholdsError(f"{where}: op must be one of {' '.join(OPS)}, got {op!r}")
         gate = entry.get("gate", DEFAULT_GATE)
         limits = {key: float(value) for key, value in entry.items() if _number(value)}
-        if gate not in limits:
+        if CALIBRATED in limits:
+            raise ThresholdsError(f"{where}: a calibrated number is written by `make calibrate` "
+                                  f"into the machine's file, not into the thresholds file")
+        if (name, figure) in calibrated:
+            limits[CALIBRATED] = calibrated[(name, figure)]
+        if gate not in limits and gate != CALIBRATED:
             raise ThresholdsError(f"{where}: gate = {gate!r} names no number of the entry "
                                   f"(it has {', '.join(limits) or 'none'})")
         out.append(Threshold(name, figure, op, gate, limits, str(entry.get("source", "")),
@@ -154,11 +177,19 @@ def _table(path: str, name: str, table: dict) -> list[Threshold]:
 
 def _compare(path: str, table: dict) -> Compare:
     where = f"thresholds file {path} [compare]"
-    factor = table.get("slowdown_factor")
-    if not _number(factor) or factor <= 0:
-        raise ThresholdsError(f"{where}: slowdown_factor must be a number > 0, got {factor!r}")
-    settings = {"slowdown_factor": float(factor)}
-    for key, kind in (("preset", str), ("repeat", int), ("rounds", int)):
+    effect = table.get("min_effect")
+    if not _number(effect) or effect <= 1:
+        raise ThresholdsError(f"{where}: min_effect must be a number > 1, got {effect!r}")
+    settings = {"min_effect": float(effect)}
+    alpha = table.get("alpha", Compare.alpha)
+    if not _number(alpha) or not 0 < alpha < 1:
+        raise ThresholdsError(f"{where}: alpha must be a number between 0 and 1, got {alpha!r}")
+    settings["alpha"] = float(alpha)
+    unknown = sorted(set(table) - {"min_effect", "alpha", "preset", "rounds", "figures"})
+    if unknown:
+        raise ThresholdsError(f"{where}: unknown key(s) {', '.join(unknown)}; known: min_effect, "
+                              f"alpha, preset, rounds, figures")
+    for key, kind in (("preset", str), ("rounds", int)):
         if key in table:
             value = table[key]
             if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 1):
@@ -169,6 +200,10 @@ def _compare(path: str, table: dict) -> Compare:
         figures = table["figures"]
         if not isinstance(figures, list) or not figures or not all(isinstance(f, str) for f in figures):
             raise ThresholdsError(f"{where}: figures must be a non-empty list of figure names")
+        unknown = [f for f in figures if f not in Compare.figures]
+        if unknown:
+            raise ThresholdsError(f"{where}: unknown figure(s) {', '.join(unknown)}; the gate "
+                                  f"measures {', '.join(Compare.figures)}")
         settings["figures"] = tuple(figures)
     return Compare(**settings)
 
@@ -182,10 +217,10 @@ class Verdict:
     figure: str
     value: float | None
     op: str
-    limit: float
+    limit: float | None  # None: a calibrated gate on an uncalibrated machine (SKIP)
     gate: str
     limits: dict
-    status: str          # "PASS", "FAIL" or "SKIP" (figure not measured in this run)
+    status: str          # "PASS", "FAIL" or "SKIP" (figure not measured, or no limit here)
     note: str = ""
 
     def as_dict(self) -> dict:
@@ -195,7 +230,8 @@ class Verdict:
         """One line naming the figure, its value and its threshold."""
         others = ", ".join(f"{k} {v:g}" for k, v in self.limits.items() if k != self.gate)
         value = "not measured" if self.value is None else f"{self.value:.6g}"
-        return (f"{self.figure} = {value}, threshold {self.op} {self.limit:g} "
+        limit = "(none)" if self.limit is None else f"{self.limit:g}"
+        return (f"{self.figure} = {value}, threshold {self.op} {limit} "
                 f"({self.gate}, table {self.table}{'; ' + others if others else ''}): {self.status}"
                 + (f" ({self.note})" if self.note else ""))
 
@@ -210,6 +246,13 @@ def evaluate(values: dict, thresholds) -> list[Verdict]:
     out = []
     for t in thresholds:
         value = values.get(t.figure)
+        if t.limit is None:
+            from .calibrate import machine_name
+
+            out.append(Verdict(t.table, t.figure, None if value is None else float(value), t.op, None,
+                               t.gate, t.limits, "SKIP",
+                               f"no calibrated limit for machine {machine_name()}: run `make calibrate`"))
+            continue
         if value is None:
             if t.figure == "recall" or "reference" in t.figure or "ckdtree" in t.figure:
                 note = "run with --check"

@@ -1,52 +1,57 @@
 #!/usr/bin/env python3
-"""Compare this checkout with a base commit on the quick bench; fail on a slowdown.
+"""The per-PR gate: measure a base commit and the candidate in one job, fail on a slowdown.
 
-    python perf/compare.py --base origin/main            # what `make gate BASE=origin/main` runs
+    python perf/compare.py                      # what `make gate` runs: base = merge-base with main,
+                                                # or HEAD~1 on main itself
+    python perf/compare.py --base v0.3 --head HEAD --rounds 12 --json out/gate/compare.json
 
-The base commit is checked out into a temporary git worktree. Both trees are measured on the
-same machine, in the same job, with the same process environment: each in its own Python
-subprocess whose PYTHONPATH points at that tree, so `import covertreex` loads that tree's
-code. The measuring code is this file's ``--measure`` mode for both sides: it uses only the
-public API (workloads.load_workload, CoverTree.fit / build_report.summary() / knn_report) and
-this checkout's covertreex_bench/runtime.py, loaded by path (the harness's one Runtime-from-
-preset and one Numba warm-up), so a base from before the harness moved out of the index can
-be measured too: its workloads are covertreex.workloads. Each side warms up Numba on a tiny
-instance first, then builds and queries ``--repeat`` times; ``--rounds`` alternates the two
-sides (base, head, base, head, ...) to spread drifting machine load over both, and every
-figure is the median over all runs of a side.
+The candidate is the working tree (uncommitted changes included) or ``--head REV``. A commit is
+exported with ``git archive`` into a per-commit folder of the gate cache (``--cache``, default
+``~/.cache/covertreex/gate``) with its own Numba cache, so a second gate run against the same
+base skips its compilation (about 40 s per side cold). Each side is one long-lived Python
+process whose PYTHONPATH is its tree (it checks that ``covertreex`` came from there): both warm
+up at once (not timed), then the parent asks them for one sample at a time in rounds of
+A B, B A, A B, ... so drifting machine load falls on both sides alike.
 
-The figures compared ([compare].figures of the thresholds file, read by
-covertreex_bench.thresholds) are build_wall_ms, query_wall_ms and traversal_ms_median; the
-verdict fails when head / base exceeds the slowdown factor ([compare].slowdown_factor, or
---factor).
+One sample = one ``CoverTree(runtime).fit`` plus one ``knn_report`` of the preset, through the
+public API only: ``fit_wall_ms`` and ``knn_wall_ms`` are timed around the two calls (validation,
+layout and result assembly included), ``build_wall_ms`` / ``query_wall_ms`` are the index's
+own, and ``traversal_ms``, ``whitened_block_ms``, ``kernel_provider_ms``, ``conflict_graph_ms``
+are the build's per-batch telemetry summed over the build. Each figure's samples go to
+covertreex_bench.gate, which decides with a Mann-Whitney U test and a bootstrap interval of
+the ratio of medians against ``[compare]`` of the thresholds file.
 
-Exit status: 0 no figure slower than the factor, 1 a slowdown (table on stdout), 2 a bad
-request or a side that could not be measured.
+Writes (``--out``, default out/gate/): compare.json (every sample, every decision, the
+environment), base-pytest-benchmark.json and head-pytest-benchmark.json (``pytest-benchmark
+compare`` reads them). Exit status: 0 no figure slower, 1 a figure slower (each failure named
+with its ratio and interval), 2 a bad request (unknown revision, bad thresholds file, output
+not writable) before any measuring, or a side that could not be measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
+import io
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-HARNESS_RUNTIME = HERE.parent / "covertreex_bench" / "runtime.py"
+ROOT = HERE.parent
+HARNESS_RUNTIME = ROOT / "covertreex_bench" / "runtime.py"
+DEFAULT_CACHE = Path(os.environ.get("COVERTREEX_GATE_CACHE", Path.home() / ".cache" / "covertreex" / "gate"))
+CACHE_KEEP = 12          # exported commits kept in the cache (least recently used go first)
+SETTLE_S = 0.05          # pause before each sample: OpenMP / BLAS workers stop spinning
 
-
-class CompareError(Exception):
-    pass
-
-
-# --------------------------------------------------------------------------- measure mode (child)
+# --------------------------------------------------------------------------- the worker (child)
 
 
 def _harness_runtime():
@@ -58,10 +63,33 @@ def _harness_runtime():
     return module
 
 
-def measure(preset_name: str, repeat: int, n: int | None) -> dict:
-    """Runs inside the child: figures of ``repeat`` builds + query runs of one preset."""
+def _sample(tree_cls, runtime, workload, preset) -> dict:
+    """One fit + knn_report of the preset; figures in milliseconds, plus a digest of the
+    results (idx (q, k) int64 and dist (q, k) float64 bytes) to check both sides agree."""
+    start = time.perf_counter()
+    tree = tree_cls(runtime).fit(workload.fit_input)
+    fitted = time.perf_counter()
+    idx, dist, query = tree.knn_report(workload.knn_queries, preset.k,
+                                       predecessor_mode=preset.predecessor_mode)
+    done = time.perf_counter()
+    summary = tree.build_report.summary()
+    digest = hashlib.sha256(idx.tobytes() + dist.tobytes()).hexdigest()[:16]
+    return {"fit_wall_ms": (fitted - start) * 1e3, "knn_wall_ms": (done - fitted) * 1e3,
+            "build_wall_ms": summary["build_wall_ms"], "query_wall_ms": query.query_wall_ms,
+            **{name: summary.get(f"{name}_sum") for name in
+               ("traversal_ms", "whitened_block_ms", "kernel_provider_ms", "conflict_graph_ms")},
+            "digest": digest}
+
+
+def serve(preset_name: str, n: int | None) -> int:
+    """The worker: warm up, print one JSON line {"ready": ...}, then one JSON line per "run"
+    line read from stdin until stdin closes. Protocol lines go to the original stdout; anything
+    else the libraries print goes to stderr."""
     import warnings
 
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     import covertreex
     from covertreex import CoverTree
 
@@ -83,187 +111,223 @@ def measure(preset_name: str, repeat: int, n: int | None) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         configure_threading()
+    warm_s = harness.warm_up(preset, phases)
+    runtime = harness.make_runtime(preset, phases)
+    workload = workloads.load_workload(preset)
+    protocol.write(json.dumps({"ready": True, "warmup_s": warm_s, "preset": preset.name,
+                               "covertreex_path": str(Path(covertreex.__file__).resolve().parent)}) + "\n")
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        time.sleep(SETTLE_S)
+        protocol.write(json.dumps(_sample(CoverTree, runtime, workload, preset)) + "\n")
+    return 0
 
-    warm_ms = harness.warm_up(preset, phases) * 1e3
-    w = workloads.load_workload(preset)
-    runs = []
-    for _ in range(repeat):
-        tree = CoverTree(harness.make_runtime(preset, phases)).fit(w.fit_input)
-        _, _, query = tree.knn_report(w.knn_queries, preset.k, predecessor_mode=preset.predecessor_mode)
-        report = tree.build_report
-        runs.append({
-            "build_wall_ms": report.build_wall_ms,
-            "query_wall_ms": query.query_wall_ms,
-            **{k: v for k, v in report.summary().items()
-               if isinstance(v, (int, float)) and k != "build_wall_ms"},
-        })
-    return {"preset": preset.name, "covertreex_path": str(Path(covertreex.__file__).resolve().parent),
-            "workloads": workloads.__name__, "warmup_ms": warm_ms, "runs": runs}
+
+# --------------------------------------------------------------------------- trees (parent)
+
+
+def export_commit(repo: Path, sha: str, cache: Path) -> Path:
+    """The tree of commit ``sha`` under ``cache/<sha>/tree`` (git archive, made once; files carry
+    the commit's time, so the folder's Numba cache ``cache/<sha>/numba`` stays valid)."""
+    home = cache / sha
+    tree = home / "tree"
+    if not tree.is_dir():
+        home.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=home, prefix="tree."))
+        archive = subprocess.run(["git", "archive", "--format=tar", sha], cwd=repo, capture_output=True)
+        if archive.returncode != 0:
+            raise RuntimeError(f"git archive {sha}: {archive.stderr.decode(errors='replace').strip()}")
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(staging, filter="tar")
+        try:
+            staging.rename(tree)
+        except OSError:  # another gate run exported it meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
+    os.utime(home)
+    for old in sorted((p for p in cache.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)[:-CACHE_KEEP]:
+        shutil.rmtree(old, ignore_errors=True)
+    return tree
+
+
+def worktree_numba_cache(tree: Path, cache: Path) -> Path:
+    """A Numba cache folder for a working tree, keyed on its sources (Numba checks only a
+    kernel's own file for changes, not the files of kernels it calls; see the Makefile)."""
+    digest = hashlib.sha256()
+    for path in sorted((tree / "covertreex").rglob("*.py")):
+        digest.update(path.read_bytes())
+    return cache / "worktree" / digest.hexdigest()[:16]
+
+
+class Side:
+    """One measured tree: a worker process and its samples ({figure: [values]})."""
+
+    def __init__(self, label: str, tree: Path, numba_cache: Path, preset: str, n, log_dir: Path):
+        self.label, self.tree, self.samples, self.digests = label, tree, {}, set()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(tree) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env["NUMBA_CACHE_DIR"] = str(numba_cache)
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", "--preset", preset]
+        if n is not None:
+            cmd += ["--n", str(n)]
+        self.stderr_path = log_dir / f"{label}.stderr"
+        self.proc = subprocess.Popen(cmd, cwd=str(tree), env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=open(self.stderr_path, "w"),
+                                     text=True, bufsize=1)
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            tail = self.stderr_path.read_text(errors="replace").strip().splitlines() or ["(no output)"]
+            raise RuntimeError(f"the {self.label} worker ({self.tree}) exited with status "
+                               f"{self.proc.returncode}: {tail[-1]}")
+        return json.loads(line)
+
+    def ready(self) -> dict:
+        info = self._read()
+        if Path(info["covertreex_path"]).resolve() != (self.tree / "covertreex").resolve():
+            raise RuntimeError(f"the {self.label} worker imported covertreex from "
+                               f"{info['covertreex_path']}, not {self.tree}; check PYTHONPATH")
+        return info
+
+    def run(self) -> dict:
+        self.proc.stdin.write("run\n")
+        sample = self._read()
+        self.digests.add(sample.pop("digest"))
+        for figure, value in sample.items():
+            self.samples.setdefault(figure, []).append(value)
+        return sample
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def measure(base: Side, head: Side, rounds: int) -> None:
+    """Warm both workers up at once, then ``rounds`` rounds of one sample per side, the order
+    alternating A B, B A, ..."""
+    start = time.perf_counter()
+    infos = [side.ready() for side in (base, head)]
+    print(f"  warm-up (both sides at once): {time.perf_counter() - start:.1f} s "
+          f"(base {infos[0]['warmup_s']:.1f} s, head {infos[1]['warmup_s']:.1f} s)", flush=True)
+    start = time.perf_counter()
+    for r in range(rounds):
+        for side in ((base, head) if r % 2 == 0 else (head, base)):
+            side.run()
+    print(f"  {rounds} round(s), {2 * rounds} samples: {time.perf_counter() - start:.1f} s", flush=True)
 
 
 # --------------------------------------------------------------------------- driver (parent)
 
 
-def _git(args, cwd, check=True) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise CompareError(f"git {' '.join(args)}: {proc.stderr.strip() or proc.stdout.strip()}")
-    return proc.stdout.strip()
-
-
-def _child(tree: Path, preset: str, repeat: int, n: int | None, out: Path) -> dict:
-    """Measure one tree in a fresh interpreter with PYTHONPATH at that tree."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(tree) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--measure", "--preset", preset,
-           "--repeat", str(repeat), "--out", str(out)]
-    if n is not None:
-        cmd += ["--n", str(n)]
-    proc = subprocess.run(cmd, cwd=str(tree), env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise CompareError(f"measuring {tree} failed: {tail}")
-    data = json.loads(out.read_text())
-    if Path(data["covertreex_path"]).resolve() != (tree / "covertreex").resolve():
-        raise CompareError(f"the child measuring {tree} imported covertreex from "
-                           f"{data['covertreex_path']}; check PYTHONPATH / the editable install")
-    return data
-
-
-def _median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def compare(base_runs, head_runs, figures, factor) -> list[dict]:
-    rows = []
-    for fig in figures:
-        base = _median([r.get(fig) for r in base_runs])
-        head = _median([r.get(fig) for r in head_runs])
-        ratio = head / base if base and head is not None else None
-        status = "n/a" if ratio is None else ("SLOWER" if ratio > factor else "ok")
-        rows.append({"figure": fig, "base": base, "head": head, "ratio": ratio, "factor": factor,
-                     "status": status})
-    return rows
-
-
-def format_rows(rows, base_label, head_label) -> str:
-    table = [("figure", f"base {base_label}", f"head {head_label}", "head/base", "limit", "verdict")]
-    for r in rows:
-        table.append((r["figure"], "-" if r["base"] is None else f"{r['base']:.1f}",
-                      "-" if r["head"] is None else f"{r['head']:.1f}",
-                      "-" if r["ratio"] is None else f"{r['ratio']:.3f}", f"<= {r['factor']:g}",
-                      {"ok": "PASS", "SLOWER": "FAIL", "n/a": "SKIP"}[r["status"]]))
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def load_compare_config(path):
-    """[compare] of the thresholds file (default: the packaged one) via covertreex_bench.thresholds."""
-    from covertreex_bench import thresholds
-
-    try:
-        config = thresholds.load(path)
-    except thresholds.ThresholdsError as exc:
-        raise CompareError(str(exc)) from None
-    if config.compare is None:
-        raise CompareError(f"thresholds file {config.path} has no [compare] table")
-    return config.path, config.compare
-
-
 def drive(args) -> int:
-    thresholds, section = load_compare_config(args.thresholds)
-    factor = float(args.factor if args.factor is not None else section.slowdown_factor)
-    figures = section.figures
-    preset = args.preset or section.preset
-    repeat = args.repeat or section.repeat
-    rounds = args.rounds or section.rounds
+    from covertreex_bench import gate, thresholds
+    from covertreex_bench.common import check_writable, write_atomic
+    from covertreex_bench.environment import environment
 
-    head_tree = Path(_git(["rev-parse", "--show-toplevel"], cwd=HERE))
-    base_sha = _git(["rev-parse", "--verify", "--quiet", f"{args.base}^{{commit}}"], cwd=head_tree,
-                    check=False)
-    if not base_sha:
-        raise CompareError(f"--base {args.base}: not a commit of {head_tree}")
-    head_sha = _git(["rev-parse", "HEAD"], cwd=head_tree)
-    dirty = bool(_git(["status", "--porcelain", "--untracked-files=no"], cwd=head_tree))
+    config = thresholds.load(args.thresholds)
+    if config.compare is None:
+        raise thresholds.ThresholdsError(f"thresholds file {config.path} has no [compare] table")
+    section = config.compare
+    min_effect = args.min_effect if args.min_effect is not None else section.min_effect
+    preset, rounds = args.preset or section.preset, args.rounds or section.rounds
+    out = Path(args.out_dir)
+    json_path = Path(args.json) if args.json else out / "compare.json"
+    for path in (json_path, out / "base-pytest-benchmark.json"):
+        check_writable(path)
+    repo = Path(gate.git(["rev-parse", "--show-toplevel"], cwd=ROOT))
+    if args.base:
+        how, base_sha = args.base, gate.commit_of(repo, args.base)
+    else:
+        how, base_sha = gate.default_base(repo)
+    head_sha = gate.commit_of(repo, args.head or "HEAD", "--head")
+    dirty = not args.head and bool(gate.git(["status", "--porcelain", "--untracked-files=no"], cwd=repo))
     head_label = head_sha[:10] + ("+dirty" if dirty else "")
-    print(f"compare: base {args.base} = {base_sha[:10]}, head {head_label} (working tree {head_tree})")
-    print(f"preset {preset}{'' if args.n is None else f' scaled to n={args.n}'}, {repeat} run(s) per "
-          f"side x {rounds} round(s), slowdown factor {factor:g} ({thresholds})", flush=True)
+    print(f"gate: base {how} = {base_sha[:10]}, head {head_label} "
+          f"({'commit ' + args.head if args.head else 'working tree ' + str(repo)})")
+    print(f"preset {preset}{'' if args.n is None else f' scaled to n={args.n}'}, {rounds} rounds "
+          f"(A B, B A, ...), fail: Mann-Whitney p < {section.alpha:g} and 95% CI of the ratio of "
+          f"medians above {min_effect:g} ({config.path})", flush=True)
 
-    tmp = Path(tempfile.mkdtemp(prefix="covertreex-base-"))
-    worktree = tmp / "base"
-    try:
-        _git(["worktree", "add", "--detach", str(worktree), base_sha], cwd=head_tree)
-        base_runs, head_runs = [], []
-        for r in range(rounds):
-            for label, tree, runs in (("base", worktree, base_runs), ("head", head_tree, head_runs)):
-                start = time.perf_counter()
-                data = _child(tree, preset, repeat, args.n, tmp / f"{label}-{r}.json")
-                runs.extend(data["runs"])
-                print(f"  round {r + 1}/{rounds} {label}: warm-up {data['warmup_ms'] / 1e3:.1f} s, "
-                      f"{len(data['runs'])} run(s), {time.perf_counter() - start:.1f} s in all", flush=True)
-    finally:
-        _git(["worktree", "remove", "--force", str(worktree)], cwd=head_tree, check=False)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-    rows = compare(base_runs, head_runs, figures, factor)
+    cache = Path(args.cache)
+    wall = time.perf_counter()
+    base_tree = export_commit(repo, base_sha, cache)
+    head_tree = export_commit(repo, head_sha, cache) if args.head else repo
+    head_numba = cache / head_sha / "numba" if args.head else worktree_numba_cache(repo, cache)
+    with tempfile.TemporaryDirectory(prefix="covertreex-gate-") as logs:
+        sides = [Side("base", base_tree, cache / base_sha / "numba", preset, args.n, Path(logs)),
+                 Side("head", head_tree, head_numba, preset, args.n, Path(logs))]
+        try:
+            measure(*sides, rounds)
+        finally:
+            for side in sides:
+                side.close()
+    wall = time.perf_counter() - wall
+    base, head = sides
+    decisions = [gate.decide(f, base.samples.get(f, []), head.samples.get(f, []), min_effect, section.alpha)
+                 for f in section.figures]
+    same = base.digests == head.digests and len(base.digests) == 1
     print()
-    print(format_rows(rows, base_sha[:10], head_label))
-    slower = [r for r in rows if r["status"] == "SLOWER"]
-    if args.json:
-        from covertreex_bench.environment import environment
-
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"base": base_sha, "head": head_sha, "head_dirty": dirty,
-                                   "preset": preset, "repeat": repeat, "rounds": rounds,
-                                   "factor": factor, "rows": rows, "base_runs": base_runs,
-                                   "head_runs": head_runs, "thresholds_file": thresholds,
-                                   "environment": environment()}, indent=2) + "\n")
+    print(gate.format_table(decisions, base_sha[:10], head_label))
+    print(f"\nresults (idx, dist) identical on both sides and in every sample: {'yes' if same else 'NO'}; "
+          f"gate wall time {wall:.1f} s")
+    write_atomic(json_path, json.dumps({
+        "base": base_sha, "base_how": how, "head": head_sha, "head_dirty": dirty, "preset": preset,
+        "rounds": rounds, "min_effect": min_effect, "alpha": section.alpha, "wall_s": wall,
+        "results_identical": same, "decisions": [d.as_dict() for d in decisions],
+        "base_samples": base.samples, "head_samples": head.samples,
+        "thresholds_file": config.path, "environment": environment()}, indent=2) + "\n")
+    for side, sha in ((base, base_sha), (head, head_sha)):
+        write_atomic(out / f"{side.label}-pytest-benchmark.json",
+                     json.dumps(gate.pytest_benchmark_json(side.label, sha, side.samples), indent=2))
+    failed = [d for d in decisions if d.status == "FAIL"]
     print()
-    if slower:
-        print("FAIL: " + "; ".join(f"{r['figure']} {r['ratio']:.2f}x slower than base (limit {factor:g}x)"
-                                  for r in slower))
-        return 1
-    print(f"PASS: no figure slower than {factor:g}x the base")
-    return 0
+    for d in failed:
+        print("FAIL: " + d.message(min_effect, section.alpha))
+    if not failed:
+        print(f"PASS: no figure slower than {min_effect:g}x the base")
+    return 1 if failed else 0
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="perf/compare.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--base", help="base revision (commit, branch, tag)")
-    parser.add_argument("--preset", default=None, help="preset (default: [compare].preset or quick)")
-    parser.add_argument("--repeat", type=int, default=None, help="runs per side and round (default 3)")
-    parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 1)")
-    parser.add_argument("--factor", type=float, default=None,
-                        help="slowdown factor (default: [compare].slowdown_factor)")
+    parser.add_argument("--base", help="base revision (default: merge-base with main, or HEAD~1 on main)")
+    parser.add_argument("--head", help="candidate revision (default: the working tree)")
+    parser.add_argument("--preset", default=None, help="preset (default: [compare].preset)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (default: [compare].rounds)")
+    parser.add_argument("--min-effect", type=float, default=None,
+                        help="smallest slowdown that fails (default: [compare].min_effect)")
     parser.add_argument("--thresholds", default=None,
                         help="thresholds file (default: covertreex_bench/thresholds.toml)")
-    parser.add_argument("--json", metavar="PATH", help="also write the comparison as JSON")
+    parser.add_argument("--out-dir", default=str(ROOT / "out" / "gate"), help="output folder")
+    parser.add_argument("--json", metavar="PATH", help="the comparison JSON (default OUT_DIR/compare.json)")
+    parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="exported commits and their Numba caches")
     parser.add_argument("--n", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve:
+        return serve(args.preset or "quick", args.n)
+    # The parent reads the thresholds and the environment with this checkout's harness.
+    sys.path.insert(0, str(ROOT))
+    from covertreex_bench.common import BenchError
+
     try:
-        if args.measure:
-            data = measure(args.preset or "quick", args.repeat or 1, args.n)
-            Path(args.out).write_text(json.dumps(data))
-            return 0
-        # The parent reads the thresholds and the environment with this checkout's harness.
-        sys.path.insert(0, str(HERE.parent))
-        if not args.base:
-            raise CompareError("--base REV is required (e.g. make gate BASE=origin/main)")
-        for name in ("repeat", "rounds"):
-            if getattr(args, name) is not None and getattr(args, name) < 1:
-                raise CompareError(f"--{name} must be >= 1")
+        if args.rounds is not None and args.rounds < 2:
+            raise BenchError("--rounds must be >= 2 (each side needs two samples)")
+        if args.min_effect is not None and args.min_effect <= 1:
+            raise BenchError("--min-effect must be > 1")
         return drive(args)
-    except CompareError as exc:
+    except BenchError as exc:
         print(f"perf/compare.py: error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"perf/compare.py: {exc}", file=sys.stderr)
         return 2
 
 

@@ -125,9 +125,18 @@ def test_bad_paths_are_one_line_exit_2(tmp_path, capsys):
 
 @pytest.mark.parametrize("text, fragment", [
     ('[quick\npresets = ["quick"]\n', "is not valid TOML"),
-    ('[quick]\npresets = ["quick"]\n[quick.recall]\nop = ">="\naudit = 1.0\n', "gate = 'machine' names no number"),
+    ('[quick]\npresets = ["quick"]\n[quick.recall]\nop = ">="\naudit = 1.0\ngate = "issue"\n',
+     "gate = 'issue' names no number"),
+    # A misspelled figure is an error listing the known ones, never SKIP (not measured).
+    ('[quick]\npresets = ["quick"]\n[quick.recal]\nop = ">="\naudit = 1.0\n',
+     "unknown figure 'recal'; known figures: batches"),
+    ('[quick]\npresets = ["quick"]\n[quick.build_wall_ms]\nop = "<="\ncalibrated = 9.0\n',
+     "written by `make calibrate`"),
+    ('[compare]\nmin_effect = 1.2\nfigures = ["fit_wall"]\n', "unknown figure(s) fit_wall"),
+    ('[compare]\nmin_effect = 1.2\nslowdown_factor = 1.5\n', "unknown key(s) slowdown_factor"),
     ('[quick]\npresets = "quick"\n', "presets must be a list"),
-    ('[compare]\nslowdown_factor = "fast"\n', "slowdown_factor must be a number"),
+    ('[compare]\nmin_effect = "fast"\n', "min_effect must be a number > 1"),
+    ('[compare]\nmin_effect = 1.2\nalpha = 2\n', "alpha must be a number between 0 and 1"),
     ('version = 2\n', "version 2 is not supported"),
 ])
 def test_malformed_thresholds_file_is_one_line_exit_2(tmp_path, capsys, text, fragment):

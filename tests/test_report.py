@@ -109,7 +109,7 @@ def _telemetry_records(scale: float) -> list[dict]:
 THRESHOLDS = """\
 version = 1
 [compare]
-slowdown_factor = 1.5
+min_effect = 1.5
 [quick]
 presets = ["quick"]
 traversal_ms_median_dominated = { op = "<=", audit = 150.0, machine = 850.0, gate = "machine" }

@@ -8,7 +8,7 @@
   ladder runs hold one result per step under ``steps``);
 - telemetry JSON lines (``covertreex.telemetry.read_jsonl``);
 - profile summaries (``summary.json`` of ``covertreex profile``, ``schema: covertreex.profile``);
-- the thresholds file, through ``covertreex_bench.thresholds`` (its ``[compare] slowdown_factor``
+- the thresholds file, through ``covertreex_bench.thresholds`` (its ``[compare] min_effect``
   is the regression factor, default 1.5).
 
 Problems are collected in ``Inputs.skipped`` (path, reason) and shown in the report.
@@ -411,7 +411,7 @@ def load_thresholds(path, inputs: Inputs) -> None:
     inputs.thresholds = config
     inputs.thresholds_path = config.path
     if config.compare is not None:
-        inputs.factor = config.compare.slowdown_factor
+        inputs.factor = config.compare.min_effect
     inputs.read.append(("thresholds", config.path, f"{len(config.gates)} thresholds, "
                         f"factor {inputs.factor:g}"))
 

@@ -1,0 +1,175 @@
+"""The per-PR gate's decisions: which base to compare with, and whether a figure got slower.
+
+perf/compare.py measures a base commit and a candidate interleaved in one job and hands every
+figure's samples here. A figure FAILs when both hold:
+
+- a one-sided Mann-Whitney U test (``scipy.stats.mannwhitneyu``, the test asv uses) says the
+  candidate's samples are larger than the base's at level ``alpha``, and
+- the lower bound of the bootstrap confidence interval (``scipy.stats.bootstrap``, percentile,
+  95 %) of the ratio of medians (candidate / base) exceeds ``min_effect``.
+
+The test guards against noise, the interval's bound against a real but negligible change. No
+statistic is computed by hand; the thresholds file's ``[compare]`` table holds ``min_effect``,
+``alpha`` and the measuring settings (perf/README.md, "Per-PR gate", has the A/A spread that
+justifies them).
+"""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+from .common import BenchError
+
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 4999
+# The bootstrap's generator is seeded so that one set of samples always gets one verdict.
+BOOTSTRAP_SEED = 20261
+# Base candidates when none is given: the merge base with the first of these that exists.
+MAIN_REFS = ("main", "origin/main")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One figure's comparison: medians of each side's samples (figure units), the ratio
+    candidate / base of the medians with its confidence interval, the one-sided p-value and
+    the status "PASS", "FAIL" or "n/a" (a side without samples, or a zero base median)."""
+
+    figure: str
+    base_median: float | None
+    head_median: float | None
+    ratio: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    samples: tuple          # (base sample count, candidate sample count)
+    status: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def message(self, min_effect: float, alpha: float) -> str:
+        """The failure line: figure, ratio, interval, p-value and the rule it broke."""
+        return (f"{self.figure} {self.ratio:.3f}x the base (95% CI {self.ci_low:.3f}-{self.ci_high:.3f}, "
+                f"Mann-Whitney p={self.p_value:.2g}): slower by more than {min_effect:g}x "
+                f"(CI lower bound > {min_effect:g} and p < {alpha:g})")
+
+
+def _ratio_of_medians(head, base, axis=-1):
+    return np.median(head, axis=axis) / np.median(base, axis=axis)
+
+
+def decide(figure: str, base, head, min_effect: float, alpha: float) -> Decision:
+    """Compare ``head`` with ``base`` (1-D float sequences of one figure's samples, any
+    lengths >= 2 each); see the module docstring for the rule."""
+    base = np.asarray([v for v in base if v is not None], dtype=np.float64)
+    head = np.asarray([v for v in head if v is not None], dtype=np.float64)
+    counts = (int(base.size), int(head.size))
+    if base.size < 2 or head.size < 2 or np.median(base) <= 0:
+        return Decision(figure, _median(base), _median(head), None, None, None, None, counts, "n/a")
+    ratio = float(_ratio_of_medians(head, base))
+    p_value = float(stats.mannwhitneyu(head, base, alternative="greater").pvalue)
+    if np.ptp(base) == 0 and np.ptp(head) == 0:  # constant samples: the interval is the ratio
+        low = high = ratio
+    else:
+        ci = stats.bootstrap((head, base), _ratio_of_medians, vectorized=True, paired=False,
+                             confidence_level=CONFIDENCE, n_resamples=BOOTSTRAP_RESAMPLES,
+                             method="percentile", rng=np.random.default_rng(BOOTSTRAP_SEED))
+        low, high = float(ci.confidence_interval.low), float(ci.confidence_interval.high)
+    slower = p_value < alpha and low > min_effect
+    return Decision(figure, _median(base), _median(head), ratio, low, high, p_value, counts,
+                    "FAIL" if slower else "PASS")
+
+
+def _median(values: np.ndarray) -> float | None:
+    return float(np.median(values)) if values.size else None
+
+
+def format_table(decisions, base_label: str, head_label: str) -> str:
+    """The console table: one row per figure, medians, ratio, interval, p-value, verdict."""
+    rows = [("figure", f"base {base_label}", f"head {head_label}", "ratio", "95% CI", "p", "n",
+             "verdict")]
+    for d in decisions:
+        fmt = (lambda v: "-" if v is None else f"{v:.1f}")
+        rows.append((d.figure, fmt(d.base_median), fmt(d.head_median),
+                     "-" if d.ratio is None else f"{d.ratio:.3f}",
+                     "-" if d.ci_low is None else f"{d.ci_low:.3f}-{d.ci_high:.3f}",
+                     "-" if d.p_value is None else f"{d.p_value:.2g}",
+                     f"{d.samples[0]}/{d.samples[1]}", {"n/a": "SKIP"}.get(d.status, d.status)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- revisions
+
+
+def git(args, cwd) -> str:
+    """stdout of ``git args`` in ``cwd``; BenchError with git's message when it fails."""
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BenchError(f"git {' '.join(args)}: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout.strip()
+
+
+def commit_of(repo, rev: str, option: str = "--base") -> str:
+    """The full sha of ``rev`` in ``repo``; BenchError naming the option when it is no commit."""
+    proc = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=repo,
+                          capture_output=True, text=True)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise BenchError(f"{option} {rev}: not a commit of {repo}; give a branch, tag or sha "
+                         f"(git log --oneline shows them)")
+    return proc.stdout.strip()
+
+
+def default_base(repo) -> tuple[str, str]:
+    """(description, sha) of the base `make gate` uses without BASE: the merge base of HEAD
+    with main (or origin/main), or HEAD~1 when that merge base is HEAD itself (HEAD is main,
+    or a detached clone of it)."""
+    head = commit_of(repo, "HEAD", "HEAD")
+    for ref in MAIN_REFS:
+        proc = subprocess.run(["git", "merge-base", "HEAD", ref], cwd=repo, capture_output=True,
+                              text=True)
+        base = proc.stdout.strip()
+        if proc.returncode == 0 and base and base != head:
+            return f"merge-base HEAD {ref}", base
+    return "HEAD~1", commit_of(repo, "HEAD~1", "HEAD~1")
+
+
+# --------------------------------------------------------------------------- pytest-benchmark
+
+
+def pytest_benchmark_json(label: str, sha: str, samples: dict) -> dict:
+    """A pytest-benchmark JSON document of one side's samples ({figure: [milliseconds]}), one
+    benchmark per figure named ``gate[<figure>]``, so ``pytest-benchmark compare`` reads the
+    two sides' files. Its statistics are pytest-benchmark's own (``Stats``), in seconds."""
+    from pytest_benchmark import __version__
+    from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
+    from pytest_benchmark.stats import Stats
+
+    benchmarks = []
+    for figure, values in samples.items():
+        values = [v / 1e3 for v in values if v is not None]
+        if not values:
+            continue
+        st = Stats()
+        for v in values:
+            st.update(v)
+        benchmarks.append({
+            "group": "gate", "name": f"gate[{figure}]", "fullname": f"perf/compare.py::gate[{figure}]",
+            "params": {"figure": figure}, "param": figure, "extra_info": {"side": label},
+            "options": {"timer": "perf_counter", "disable_gc": False, "min_rounds": len(values),
+                        "max_time": 0, "min_time": 0, "warmup": False},
+            "stats": {**st.as_dict(), "data": values, "iterations": 1},
+        })
+    return {"machine_info": pytest_benchmark_generate_machine_info(),
+            "commit_info": {"id": sha, "project": "covertreex", "branch": label, "dirty": False},
+            "benchmarks": benchmarks,
+            "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "version": __version__}

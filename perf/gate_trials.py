@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Prove the per-PR gate both ways: run it N times per scenario and count passes and failures.
+
+    python perf/gate_trials.py --trials 3 [--scenarios aa-self,aa-comment,...] [--json out/gate/trials.json]
+
+Scenarios (every candidate is a commit on top of HEAD, made in a temporary git worktree, never
+in the shared tree; the worktree is removed at the end, its commits stay unreferenced):
+
+- ``aa-self``: HEAD against HEAD; must pass.
+- ``aa-comment``: HEAD against a commit that only adds comments; must pass.
+- ``public-1.3x``: every public ``CoverTree.fit`` and ``knn_report`` spins on the CPU for 0.3x
+  its own duration after the call, outside every telemetry timer; must fail on fit_wall_ms and
+  knn_wall_ms.
+- ``queries-2x``: ``knn_report`` runs its search twice (inside query_wall_ms); must fail.
+- ``tile-1.3x``: ``residual_tile_kernel`` makes extra passes over its output tile until it has
+  spent 0.3x the tile's time again (counted in whitened_block_ms); must fail.
+
+No plant changes a result: the gate checks that idx and dist are bit-identical on both sides.
+Prints one row per scenario: expected verdict, passes, failures, wall time per gate run and the
+failure messages; exits 1 when a scenario got a verdict it should not have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPARE = ROOT / "perf" / "compare.py"
+COVER_TREE = "covertreex/cover_tree.py"
+TILE = "covertreex/metrics/residual/tile_kernels.py"
+
+PUBLIC_WALL = '''
+
+def _planted_slowdown(method):
+    """Gate trial plant: 0.3x the call's own time of CPU work after it returns."""
+    def slower(self, *args, **kwargs):
+        start = time.perf_counter()
+        out = method(self, *args, **kwargs)
+        until = time.perf_counter() + 0.3 * (time.perf_counter() - start)
+        spins = 0
+        while time.perf_counter() < until:
+            spins += 1
+        return out
+    return slower
+
+
+CoverTree.fit = _planted_slowdown(CoverTree.fit)
+CoverTree.knn_report = _planted_slowdown(CoverTree.knn_report)
+'''
+SEARCH = "        return self._search(qdata, rows, perm, k, predecessor_mode, start)\n"
+TILE_START = "    t_start = read_cycles() if timed else 0\n"
+TILE_COUNT = "    if timed:\n        _count(counters, b * f, wb_ticks, kp_ticks, decided, refined)\n"
+TILE_PASSES = '''    # Gate trial plant: passes over the tile until 0.3x its time is spent again.
+    plant_start = read_cycles()
+    plant_until = plant_start + (plant_start - t_start) * 3 // 10
+    plant_sum = 0.0
+    while read_cycles() < plant_until:
+        for a in range(b):
+            for c in range(f):
+                plant_sum += out[a, c]
+    if plant_sum == -1.5:
+        out[0, 0] = out[0, 0]
+    if timed:
+        wb_ticks += read_cycles() - plant_start
+'''
+
+
+def _replace(text: str, old: str, new: str) -> str:
+    if text.count(old) != 1:
+        raise SystemExit(f"gate_trials: the plant's anchor {old.strip()[:60]!r} is not in the file once")
+    return text.replace(old, new)
+
+
+PLANTS = {
+    "aa-comment": {COVER_TREE: lambda s: "# A comment-only change (gate trial).\n" + s.replace(
+        "    def fit(", "    # The build (comment added by a gate trial).\n    def fit(", 1)},
+    "public-1.3x": {COVER_TREE: lambda s: s + PUBLIC_WALL},
+    "queries-2x": {COVER_TREE: lambda s: _replace(s, SEARCH, SEARCH.replace("return ", "") + SEARCH)},
+    "tile-1.3x": {TILE: lambda s: _replace(_replace(s, TILE_START, "    t_start = read_cycles()\n"),
+                                           TILE_COUNT, TILE_PASSES + TILE_COUNT)},
+}
+EXPECT = {"aa-self": 0, "aa-comment": 0, "public-1.3x": 1, "queries-2x": 1, "tile-1.3x": 1}
+
+
+def _git(args, cwd) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_candidates(worktree: Path, base: str, names) -> dict:
+    """{scenario: sha}: one commit per plant on top of ``base``, made in ``worktree``."""
+    shas = {"aa-self": base}
+    for name in names:
+        if name not in PLANTS:
+            continue
+        _git(["checkout", "--quiet", "--detach", base], worktree)
+        for rel, patch in PLANTS[name].items():
+            path = worktree / rel
+            path.write_text(patch(path.read_text()))
+        _git(["-c", "user.name=gate-trials", "-c", "user.email=gate-trials@localhost", "commit",
+              "--quiet", "--no-verify", "-am", f"gate trial plant: {name}"], worktree)
+        shas[name] = _git(["rev-parse", "HEAD"], worktree)
+    return shas
+
+
+def run_gate(base: str, head: str, out_dir: Path, extra) -> dict:
+    """One gate run: exit status, wall seconds, FAIL lines and the decisions."""
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(COMPARE), "--base", base, "--head", head,
+                           "--out-dir", str(out_dir), *extra], cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    fails = [line[6:] for line in proc.stdout.splitlines() if line.startswith("FAIL: ")]
+    doc = json.loads((out_dir / "compare.json").read_text()) if proc.returncode in (0, 1) else {}
+    return {"status": proc.returncode, "wall_s": wall, "fails": fails,
+            "identical": doc.get("results_identical"), "load": _load(),
+            "error": proc.stderr.strip().splitlines()[-1:] if proc.returncode not in (0, 1) else [],
+            "ratios": {d["figure"]: [d["ratio"], d["ci_low"], d["ci_high"], d["p_value"]]
+                       for d in doc.get("decisions", [])}}
+
+
+def _load() -> str:
+    with open("/proc/loadavg") as fh:
+        return " ".join(fh.read().split()[:3])
+
+
+def table(results: dict) -> str:
+    """Markdown: scenario, expected, passes, failures, gate wall times, figures that failed."""
+    lines = ["| scenario | expected | pass | fail | wall s per run | load (1/5/15 min) | figures failed (ratio, 95% CI) |",
+             "|---|---|---|---|---|---|---|"]
+    for name, runs in results.items():
+        figures = sorted({re.sub(r" \(Mann.*", "", f) for r in runs for f in r["fails"]})
+        lines.append(f"| {name} | {'PASS' if EXPECT[name] == 0 else 'FAIL'} "
+                     f"| {sum(r['status'] == 0 for r in runs)} | {sum(r['status'] == 1 for r in runs)} "
+                     f"| {' '.join(format(r['wall_s'], '.0f') for r in runs)} | {'; '.join(r['load'] for r in runs)} "
+                     f"| {'<br>'.join(figures) or '-'} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="perf/gate_trials.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=3, help="gate runs per scenario")
+    parser.add_argument("--scenarios", default=",".join(EXPECT), help="comma-separated names")
+    parser.add_argument("--json", default=str(ROOT / "out" / "gate" / "trials.json"))
+    args, extra = parser.parse_known_args(argv)
+    names = args.scenarios.split(",")
+    unknown = sorted(set(names) - set(EXPECT))
+    if unknown or args.trials < 1:
+        parser.error(f"unknown scenario {unknown} (known: {', '.join(EXPECT)})" if unknown else "--trials >= 1")
+    sys.path.insert(0, str(ROOT))
+    from covertreex_bench.common import write_atomic
+
+    base = _git(["rev-parse", "HEAD"], ROOT)
+    results = {name: [] for name in names}
+    with tempfile.TemporaryDirectory(prefix="covertreex-trials-") as tmp:
+        worktree = Path(tmp) / "tree"
+        _git(["worktree", "add", "--quiet", "--detach", str(worktree), base], ROOT)
+        try:
+            shas = make_candidates(worktree, base, names)
+        finally:
+            _git(["worktree", "remove", "--force", str(worktree)], ROOT)
+        for trial in range(args.trials):
+            for name in names:
+                run = run_gate(base, shas[name], Path(tmp) / "out", extra)
+                results[name].append(run)
+                print(f"trial {trial + 1} {name} ({shas[name][:10]}): exit {run['status']} in "
+                      f"{run['wall_s']:.0f} s, load {run['load']}, results identical {run['identical']}"
+                      + "".join(f"\n    FAIL: {f}" for f in run["fails"])
+                      + "".join(f"\n    error: {e}" for e in run["error"]), flush=True)
+                write_atomic(args.json, json.dumps({"base": base, "candidates": shas, "results": results},
+                                                   indent=2) + "\n")
+    print()
+    print(table(results))
+    wrong = [n for n, runs in results.items() if any(r["status"] != EXPECT[n] for r in runs)]
+    return 1 if wrong else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
