@@ -163,12 +163,14 @@ def _log_records(preset, step, run, build_report, query_report):
 def run_preset(preset, *, phases=None, repeat: int = 1, check: bool = False, threads=None,
                scaled: bool = False, warm: bool = True, progress: bool = True, stream=None,
                log_records: list | None = None, workload=None, thresholds=None,
-               say=None) -> dict:
+               say=None, client=None) -> dict:
     """Warm up, build and query ``repeat`` times, optionally check, and judge one preset.
 
     Returns the result dict with "verdicts" (when ``thresholds`` is given). ``log_records``,
     when a list, receives the telemetry records of every run (tagged with preset and run).
-    ``workload`` may be passed in when the caller has it already.
+    ``workload`` may be passed in when the caller has it already. ``client``: a Dask client
+    whose cluster runs the queries again (dask_bench.on_cluster); the result's query figures
+    are then the cluster's, and its "dask" entry says how the cluster compared.
     """
     from .workloads import load_workload
 
@@ -182,9 +184,18 @@ def run_preset(preset, *, phases=None, repeat: int = 1, check: bool = False, thr
         data_s = time.perf_counter() - start
     m = measure(preset, workload, runtime, repeat,
                 _progress_factory(preset, None, repeat, progress, stream))
-    return _judge(preset, workload, runtime, m, check=check, threads=threads, scaled=scaled,
-                  warmup_s=warmup_s, data_s=data_s, log_records=log_records, step=None,
-                  ref=None, thresholds=thresholds, say=say)
+    cluster = None
+    if client is not None:
+        from .dask_bench import on_cluster
+
+        say(f"dask: the queries again on {len(client.nthreads())} worker(s)")
+        cluster = on_cluster(preset, workload, m, client)
+    result = _judge(preset, workload, runtime, m, check=check, threads=threads, scaled=scaled,
+                    warmup_s=warmup_s, data_s=data_s, log_records=log_records, step=None,
+                    ref=None, thresholds=thresholds, say=say)
+    if cluster is not None:
+        result["dask"] = cluster
+    return result
 
 
 def _warm(preset, runtime, threads, say) -> float:

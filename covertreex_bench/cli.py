@@ -11,6 +11,7 @@ give one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -67,6 +68,7 @@ presets:
   gold-d3      residual RBF, n=32768, d=3, 512 inducing, 1024 query ids, k=50
   gold-d8      residual RBF, n=32768, d=8, 512 inducing, 1024 query ids, k=8
   vecchia-d3   residual RBF, predecessor mode, every point queried, k=50
+  vecchia-65k, vecchia-131k   vecchia-d3 at n=65536 and n=131072 (minutes per run)
   euclid-32k   euclidean, n=32768, d=8, 1024 fresh queries, k=8
 
 phases (audit plan phases 1-7, docs/design.md, "Audit phases"):
@@ -97,6 +99,15 @@ output:
   --log PATH   the telemetry JSON lines (one per batch, build and query run; overwritten);
                `covertreex diagnostics PATH` turns it into a CSV.
 
+dask (pip install 'covertreex[dask]'; docs/distributed.md):
+  --dask local:N     the queries run again on a LocalCluster of N single-threaded worker
+                     processes, started and stopped by the bench
+  --dask tcp://H:P   ... on the cluster of a running scheduler
+  The tree is built and queried here first: those local queries, on the library's own
+  threads, are the baseline. The printed and recorded query figures, recall and telemetry
+  are then the cluster's; the JSON's "dask" entry names the workers, the bytes each holds,
+  and the query speed-up over the local queries.
+
 exit status: 0 every verdict PASS (or SKIP), 1 a verdict FAILs or the run failed,
 2 a bad request (unknown preset or phase, bad path, ...).
 
@@ -107,6 +118,7 @@ examples:
   covertreex bench --preset quick --phases block_gemm=0,float32_staging=0
   covertreex bench --preset gold-d8 --log out/gold-d8.jsonl && covertreex diagnostics out/gold-d8.jsonl
   OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 covertreex bench --preset quick   # single-threaded
+  covertreex bench --preset quick --check --dask local:2
 """
 
 DIAG_DESCRIPTION = """\
@@ -168,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--thresholds", metavar="PATH",
                        help="thresholds file (default: the one shipped with covertreex_bench)")
     bench.add_argument("--quiet", action="store_true", help="no progress or warm-up lines on stderr")
+    bench.add_argument("--dask", metavar="SPEC", default=None,
+                       help="also run the queries on a Dask cluster: local:N or tcp://host:port")
     # Undocumented, for tests and quick experiments: a scaled-down copy of the preset
     # (workloads.scaled); the JSON says "scaled": true and verdicts do not set the exit code.
     bench.add_argument("--n", type=_positive_int, default=None, help=argparse.SUPPRESS)
@@ -238,11 +252,9 @@ def _apply_thread_guard(threads):
 def _write_json(path: Path, payload) -> None:
     import json
 
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=False, default=_json_default)
-        fh.write("\n")
-    os.replace(tmp, path)
+    from .common import write_atomic
+
+    write_atomic(path, json.dumps(payload, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
 def _json_default(obj):
@@ -291,6 +303,15 @@ def cmd_bench(args) -> int:
         runtime.make_runtime(preset, phases, args.threads)  # COVERTREEX_* environment errors
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
+    if args.dask is not None:
+        from . import dask_bench
+
+        if ladder:
+            raise UsageError("--dask runs one phase set; it cannot be combined with --phases ladder")
+        try:
+            dask_bench.parse_spec(args.dask)
+        except bench.BenchError as exc:
+            raise UsageError(str(exc)) from None
 
     if not args.no_thread_guard:
         in_force, notes = _apply_thread_guard(args.threads)
@@ -311,7 +332,9 @@ def cmd_bench(args) -> int:
         print(console.format_result(final))
         verdicts = final.get("verdicts") or []
     else:
-        result = bench.run_preset(preset, phases=phases, **common)
+        with (dask_bench.open_client(args.dask) if args.dask is not None
+              else contextlib.nullcontext()) as client:
+            result = bench.run_preset(preset, phases=phases, client=client, **common)
         print(console.format_result(result))
         verdicts = result.get("verdicts") or []
     total = time.perf_counter() - start
@@ -327,11 +350,13 @@ def cmd_bench(args) -> int:
             raise UsageError(f"--json {json_path}: {exc.strerror or exc}") from None
         say(f"figures written to {json_path}")
     if log_path is not None:
-        from covertreex.telemetry import write_jsonl
+        import json
+
+        from .common import write_atomic
 
         try:
-            log_path.write_text("", encoding="utf-8")
-            write_jsonl(log_path, records)
+            # One JSON object a line, as covertreex.telemetry.write_jsonl writes them, in one step.
+            write_atomic(log_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
         except OSError as exc:
             raise UsageError(f"--log {log_path}: {exc.strerror or exc}") from None
         say(f"telemetry written to {log_path} ({len(records)} records)")

@@ -95,8 +95,15 @@ def format_result(result: dict) -> str:
         f"  queries/s      {_fmt(result['queries_per_s'], '{:.0f}')}",
         f"  recall         {fmt_recall(result['recall'])}{ref}",
         f"  batches        {s['batches']} ({s['dominated_batches']} dominated)",
-        "",
     ]
+    dask = result.get("dask")
+    if dask is not None:
+        held = max(dask["bytes_per_worker"].values(), default=0)
+        lines.append(f"  dask           {len(dask['workers'])} worker(s), {held / 2**20:.1f} MiB of tree "
+                     f"each; queries {min(dask['cluster_query_ms']):.1f} ms on the cluster, "
+                     f"{min(dask['local_query_ms']):.1f} ms here: speed-up "
+                     f"{_fmt(dask['query_speedup_vs_local'], '{:.2f}')}x")
+    lines.append("")
     rows = [("batch figure", "median", "median dominated", "sum")]
     for name in TABLE_FIGURES:
         rows.append((name, _fmt(s[f"{name}_median"], "{:.2f}"),

@@ -5,6 +5,8 @@
 | gold-d3    | residual, RBF(s2=1, l=1)   | 32768 | 3 | 512      | 1024 dataset ids | 50 |
 | gold-d8    | residual, RBF(s2=1, l=1)   | 32768 | 8 | 512      | 1024 dataset ids | 8  |
 | vecchia-d3 | residual, predecessor mode | 32768 | 3 | 512      | all n            | 50 |
+| vecchia-65k | as vecchia-d3             | 65536 | 3 | 512      | all n            | 50 |
+| vecchia-131k| as vecchia-d3             |131072 | 3 | 512      | all n            | 50 |
 | euclid-32k | euclidean                  | 32768 | 8 | -        | 1024 fresh points| 8  |
 | quick      | residual, RBF              | 4096  | 3 | 256      | 256 dataset ids  | 50 |
 
@@ -93,6 +95,10 @@ PRESETS: dict[str, Preset] = {
         Preset("gold-d8", RESIDUAL, n=32768, d=8, inducing=512, queries=1024, k=8,
                predecessor_mode=False, kernel=_RBF_1_1),
         Preset("vecchia-d3", RESIDUAL, n=32768, d=3, inducing=512, queries=32768, k=50,
+               predecessor_mode=True, kernel=_RBF_1_1),
+        Preset("vecchia-65k", RESIDUAL, n=65536, d=3, inducing=512, queries=65536, k=50,
+               predecessor_mode=True, kernel=_RBF_1_1),
+        Preset("vecchia-131k", RESIDUAL, n=131072, d=3, inducing=512, queries=131072, k=50,
                predecessor_mode=True, kernel=_RBF_1_1),
         Preset("euclid-32k", EUCLIDEAN, n=32768, d=8, inducing=None, queries=1024, k=8,
                predecessor_mode=False, kernel=None),

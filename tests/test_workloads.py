@@ -23,6 +23,8 @@ DESIGN_TABLE = {
     "gold-d3": ("residual_correlation", 32768, 3, 512, 1024, 50, False),
     "gold-d8": ("residual_correlation", 32768, 8, 512, 1024, 8, False),
     "vecchia-d3": ("residual_correlation", 32768, 3, 512, 32768, 50, True),
+    "vecchia-65k": ("residual_correlation", 65536, 3, 512, 65536, 50, True),
+    "vecchia-131k": ("residual_correlation", 131072, 3, 512, 131072, 50, True),
     "euclid-32k": ("euclidean", 32768, 8, None, 1024, 8, False),
     "quick": ("residual_correlation", 4096, 3, 256, 256, 50, False),
 }

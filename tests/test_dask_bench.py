@@ -1,0 +1,46 @@
+"""`covertreex bench --dask`: bad specs fail fast; a run on a LocalCluster records the workers, the
+bytes each holds and the speed-up, and its recall and query figures are the cluster's."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from covertreex_bench.cli import main
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("local:0", "expected local:N (N >= 1 worker processes)"),
+    ("somewhere", "or a scheduler address such as tcp://host:8786"),
+])
+def test_a_bad_dask_spec_is_one_line_exit_2(capsys, spec, fragment):
+    assert main(["bench", "--preset", "quick", "--dask", spec]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0] and "--dask" in err[0]
+
+
+def test_dask_with_a_ladder_is_refused_before_any_work(capsys):
+    assert main(["bench", "--preset", "quick", "--phases", "ladder", "--dask", "local:1"]) == 2
+    assert "cannot be combined with --phases ladder" in capsys.readouterr().err
+
+
+def test_bench_on_a_local_cluster_records_workers_bytes_and_speedup(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    out = tmp_path / "dask.json"
+    code = main(["bench", "--preset", "quick", "--n", "1500", "--check", "--quiet",
+                 "--dask", "local:2", "--json", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    dask = result["dask"]
+    assert len(dask["workers"]) == 2 and dask["threads_per_worker"] == [1]
+    # Every worker holds the whole tree (V alone is n x m float64).
+    v_bytes = 1500 * 256 * 8
+    assert all(b > v_bytes for b in dask["bytes_per_worker"].values())
+    assert result["recall"] == 1.0
+    assert result["query_wall_ms"] == dask["cluster_query_ms"][0]
+    assert dask["query_speedup_vs_local"] == pytest.approx(
+        dask["local_query_ms"][0] / dask["cluster_query_ms"][0])
+    # The queries' telemetry was gathered from the workers' blocks.
+    assert result["query"]["whitened_block_ms"] > 0
+    assert "dask           2 worker(s)" in capsys.readouterr().out
