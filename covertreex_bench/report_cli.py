@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import INSTALL_HINT, parse_arguments
+from .common import INSTALL_HINT, BenchError, check_writable, parse_arguments
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -30,7 +30,9 @@ commit (red above the thresholds file's [compare] min_effect, default 1.5); one 
 threshold; telemetry; pyinstrument profiles with the Python-callout and GIL evidence; the
 machines and environments behind the figures; the inputs read and skipped.
 
-exit status: 0 report written, 2 a bad request or none of the inputs exists.
+exit status: 0 report written, 2 a bad request (a named input that does not exist, a bad
+thresholds file, an unknown --base commit, an output folder that cannot be written) or none
+of the default inputs exists; every request is checked before any input is read.
 
 examples:
   covertreex report
@@ -42,7 +44,7 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="reports/out", metavar="DIR",
                         help="output folder (default reports/out); index.html goes there")
-    parser.add_argument("--asv", default="asv_bench/results", metavar="DIR",
+    parser.add_argument("--asv", default=None, metavar="DIR",
                         help="asv results folder (default asv_bench/results)")
     parser.add_argument("--gate", action="append", default=None, metavar="PATH",
                         help="gate JSON file or folder (repeatable; default out/gate)")
@@ -51,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--logs", nargs="*", default=None, metavar="LOG",
                         help="telemetry JSONL files, folders or globs (default: *.jsonl under "
                              "the gate and bench folders)")
-    parser.add_argument("--profiles", default="profiling/out", metavar="DIR",
+    parser.add_argument("--profiles", default=None, metavar="DIR",
                         help="folder searched for profile summary.json files (default profiling/out)")
     parser.add_argument("--thresholds", default=None, metavar="PATH",
                         help="thresholds file (default: the one shipped with covertreex_bench)")
@@ -72,28 +74,13 @@ def main(args=None) -> int:
               f"the harness extras ({INSTALL_HINT})", file=sys.stderr)
         return EXIT_USAGE
 
-    gate = args.gate if args.gate is not None else ["out/gate"]
-    bench = args.bench if args.bench is not None else ["out/bench"]
-    logs = args.logs if args.logs else [str(Path(p)) for p in gate + bench]
-    named = {"--asv": [args.asv], "--gate": gate, "--bench": bench, "--logs": logs,
-             "--profiles": [args.profiles]}
-    if not any(_exists(path) for paths in named.values() for path in paths):
-        looked = "; ".join(f"{option} {' '.join(map(str, paths)) or '(none)'}"
-                           for option, paths in named.items())
-        print(f"covertreex report: error: nothing to report: none of the inputs exists ({looked}); "
-              "run it in the repository checkout or name the inputs with these options",
-              file=sys.stderr)
-        return EXIT_USAGE
-    if args.thresholds is None:
-        from .thresholds import default_path
-
-        args.thresholds = default_path()
-    out = Path(args.out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        print(f"covertreex report: error: cannot create {out}: {exc.strerror or exc}", file=sys.stderr)
+        inputs = _check_request(args)
+    except BenchError as exc:
+        print(f"covertreex report: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    gate, bench, logs = inputs
+    out = Path(args.out)
     try:
         index = build_report(out, asv=args.asv, gate=gate, bench=bench, logs=logs,
                              profiles=args.profiles, thresholds=args.thresholds, base=args.base)
@@ -104,6 +91,49 @@ def main(args=None) -> int:
         print("report written (open it from file://, it needs no network):", file=sys.stderr)
     print(index.resolve())
     return EXIT_OK
+
+
+def _check_request(args):
+    """(gate, bench, logs) paths after checking the whole request: every input named on the
+    command line exists (the defaults may be absent, but not all of them), the thresholds file
+    loads, --base is a commit of the repository here and the output folder is writable.
+    BenchError naming the option and the fix otherwise. Fills args.asv / profiles / thresholds."""
+    import subprocess
+
+    from . import thresholds
+
+    for option, value in (("--asv", args.asv), ("--profiles", args.profiles)):
+        if value is not None and not Path(value).is_dir():
+            raise BenchError(f"{option} {value}: no such folder; name an existing one or leave the "
+                             f"option out ({'run `make asv` to fill asv_bench/results' if option == '--asv' else 'run `make profile`'})")
+    for option, values in (("--gate", args.gate), ("--bench", args.bench), ("--logs", args.logs)):
+        missing = [v for v in values or () if not _exists(v)]
+        if missing:
+            raise BenchError(f"{option} {' '.join(missing)}: no such file or folder; name existing "
+                             f"ones or leave the option out")
+    args.asv = args.asv or "asv_bench/results"
+    args.profiles = args.profiles or "profiling/out"
+    gate = args.gate if args.gate is not None else ["out/gate"]
+    bench = args.bench if args.bench is not None else ["out/bench"]
+    logs = args.logs if args.logs else [str(Path(p)) for p in gate + bench]
+    named = {"--asv": [args.asv], "--gate": gate, "--bench": bench, "--logs": logs,
+             "--profiles": [args.profiles]}
+    if not any(_exists(path) for paths in named.values() for path in paths):
+        looked = "; ".join(f"{option} {' '.join(map(str, paths)) or '(none)'}"
+                           for option, paths in named.items())
+        raise BenchError(f"nothing to report: none of the inputs exists ({looked}); run it in the "
+                         "repository checkout or name the inputs with these options")
+    thresholds.load(args.thresholds)
+    if args.thresholds is None:
+        args.thresholds = thresholds.default_path()
+    if args.base is not None:
+        proc = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{args.base}^{{commit}}"],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BenchError(f"--base {args.base}: not a commit of the repository here; give a "
+                             f"commit with data (git log --oneline), or leave --base out")
+    check_writable(Path(args.out) / "index.html", "--out")
+    return gate, bench, logs
 
 
 def _exists(path) -> bool:

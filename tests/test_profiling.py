@@ -132,13 +132,52 @@ def test_heartbeat_tells_gil_from_nogil(profile_run):
     assert free["max_gap_ms"] < held["max_gap_ms"], (free, held)
 
 
+@pytest.mark.parametrize("gap, held, verdict", [
+    (24.47, 60.0, None),     # just under a 25 ms limit: inconclusive, not released
+    (12.5, 60.0, True),      # half the limit: released
+    (12.6, None, None),      # above half the limit, no control: inconclusive
+    (60.0, 60.0, False),     # as long as the GIL-holding control's gap: held
+    (80.0, 60.0, False),
+    (59.9, 60.0, None),
+])
+def test_heartbeat_verdict_margins(gap, held, verdict):
+    assert probes.heartbeat_verdict(gap, 25.0, held) is verdict
+    assert probes.verdict_word(verdict) == {True: "released", False: "held", None: "inconclusive"}[verdict]
+
+
+def test_scan_counts_are_one_count():
+    from covertreex_bench.profiling.gil import scan_counts
+
+    scan = ([{"kernel": f"k{i}", "compiled": True, "ok": True} for i in range(3)]
+            + [{"kernel": "bad", "compiled": True, "ok": False}]
+            + [{"kernel": f"cold{i}", "compiled": False, "ok": True} for i in range(2)])
+    assert scan_counts(scan) == ("LLVM scan of 6 dispatchers: 4 compiled (2 never compiled in this "
+                                 "run), 1 NOT clean: bad")
+    assert scan_counts(scan[:3]).endswith("3 compiled (0 never compiled in this run), all 3 clean")
+
+
+def test_profile_console_uses_the_scan_counts(profile_run, capsys):
+    from covertreex_bench.profiling import cli as profile_cli
+    from covertreex_bench.profiling.gil import scan_counts
+
+    _, out, summary = profile_run
+    profile_cli.print_summary(summary, out / "summary.json")
+    printed = capsys.readouterr().out
+    assert f"GIL static scan: {scan_counts(summary['gil']['kernels'])}" in printed
+    assert printed.count(" dispatchers") == 1
+    words = {probes.verdict_word(h["released"]) for h in summary["gil"]["heartbeat"]}
+    assert all(f"): {w}" in printed for w in words)
+
+
 def test_gil_probes_cover_the_nopython_tile_kernel(profile_run):
     """The phase-6 tile must be probed itself, not only the Python tile around it."""
     _, _, summary = profile_run
     probed = {h["scenario"] for h in summary["gil"]["heartbeat"]}
     assert "residual_tile_kernel" in probed
     beat = next(h for h in summary["gil"]["heartbeat"] if h["scenario"] == "residual_tile_kernel")
-    assert beat["released"] is True, beat
+    # Released (gap <= limit / 2) on a quiet machine; a loaded one may stretch a gap past that
+    # (inconclusive), but never to the GIL-holding control's.
+    assert beat["released"] is not False and beat["max_gap_ms"] < beat["held_gap_ms"], beat
 
 
 def test_classifier_puts_detached_kernel_records_in_their_region():

@@ -436,22 +436,46 @@ def test_report_cli(tmp_path, fixtures, capsys):
     assert (out / "index.html").is_file()
     # Through the `covertreex report` subcommand, with the packaged thresholds file.
     other = tmp_path / "other"
-    assert cli.main(["report", "--out", str(other), "--asv", str(tmp_path / "none"),
+    assert cli.main(["report", "--out", str(other),
                      "--bench", str(fixtures["bench"][0]), "--gate", str(fixtures["gate"][0]),
                      "--quiet"]) == 0
     html = (other / "index.html").read_text(encoding="utf-8")
     assert "thresholds.toml" in parse_sections(html).found["inputs-table"]["text"]
 
 
-def test_report_cli_malformed_thresholds_is_skipped_with_its_reason(tmp_path, fixtures, capsys):
+def _report_error(capsys, argv, *fragments):
+    """The report CLI exits 2 at once with one error line holding every fragment."""
     from covertreex_bench import report_cli
 
+    start = time.perf_counter()
+    assert report_cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("covertreex report: error:"), err
+    for fragment in fragments:
+        assert fragment in err, err
+    assert time.perf_counter() - start < 5
+
+
+def test_report_cli_bad_requests_exit_2_naming_the_fix(tmp_path, fixtures, capsys):
+    site = tmp_path / "site"
+    bench = ["--bench", str(fixtures["bench"][0]), "--quiet"]
+    _report_error(capsys, ["--out", str(site), "--asv", "/nonexistent", *bench],
+                  "--asv /nonexistent: no such folder", "make asv")
+    _report_error(capsys, ["--out", str(site), "--base", "deadbeef", *bench],
+                  "--base deadbeef: not a commit", "git log --oneline")
     bad = tmp_path / "bad.toml"
     bad.write_text('[quick]\npresets = ["quick"]\n[quick.recall]\naudit = 1.0\n')
-    assert report_cli.main(["--out", str(tmp_path / "site"), "--bench", str(fixtures["bench"][0]),
-                            "--thresholds", str(bad), "--quiet"]) == 0
-    inputs = parse_sections((tmp_path / "site" / "index.html").read_text(encoding="utf-8"))
-    assert "op must be one of" in inputs.found["inputs-table"]["text"]
+    _report_error(capsys, ["--out", str(site), "--thresholds", str(bad), *bench],
+                  str(bad), "op must be one of")
+    bad.write_text('[quick]\npresets = ["quick"]\n[quick.recal]\nop = ">="\naudit = 1.0\n')
+    _report_error(capsys, ["--out", str(site), "--thresholds", str(bad), *bench],
+                  "unknown figure 'recal'", "known figures:")
+    _report_error(capsys, ["--out", str(site), "--thresholds", str(tmp_path / "none.toml"), *bench],
+                  "does not exist")
+    _report_error(capsys, ["--out", "/proc/site", *bench], "--out path /proc/site/index.html cannot be written")
+    _report_error(capsys, ["--out", str(site), "--gate", str(tmp_path / "none.json"), *bench],
+                  "--gate", "no such file or folder")
+    assert not site.exists()
 
 
 def test_add_arguments_interface():
@@ -467,4 +491,4 @@ def test_add_arguments_interface():
     parser = argparse.ArgumentParser()
     report_cli.add_arguments(parser)
     args = parser.parse_args(["--out", "x"])
-    assert args.out == "x" and args.asv == "asv_bench/results" and args.thresholds is None
+    assert args.out == "x" and args.asv is None and args.thresholds is None

@@ -45,7 +45,9 @@ the pyinstrument HTML, session, JSON and speedscope files, and ``summary.json``:
         "heartbeat": [{"scenario", "description", "kernels", "threads", "duration_ms", "calls",
                        "call_ms_median", "call_ms_max", "beats", "period_ms", "max_gap_ms",
                        "p99_gap_ms", "median_gap_ms", "switch_interval_ms", "limit_ms",
-                       "discriminating", "released"}],
+                       "discriminating", "held_gap_ms",   # the GIL-holding control's max gap
+                       "released": true (max gap <= limit / 2) | false (>= held_gap_ms)
+                                   | null (inconclusive, in between)}],
         "two_thread": [{"scenario", "description", "kernels", "units_per_thread",
                         "one_thread_s", "two_threads_s", "throughput_1", "throughput_2",
                         "speedup", "cpu_util_1", "cpu_util_2", "cores", "loadavg_1min",

@@ -32,6 +32,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from ..common import write_atomic
 from ..runtime import make_runtime, warm_up
 
 CATEGORIES = ("covertreex_python", "numba_kernels", "numpy_blas", "other")
@@ -450,9 +451,9 @@ def write_session_files(session, out_dir: Path, stem: str) -> dict:
     files["session"] = f"{stem}.pyisession"
     session.save(out_dir / files["session"])
     files["json"] = f"{stem}.json"
-    (out_dir / files["json"]).write_text(JSONRenderer().render(session), encoding="utf-8")
+    write_atomic(out_dir / files["json"], JSONRenderer().render(session))
     files["speedscope"] = f"{stem}.speedscope.json"
-    (out_dir / files["speedscope"]).write_text(SpeedscopeRenderer().render(session), encoding="utf-8")
+    write_atomic(out_dir / files["speedscope"], SpeedscopeRenderer().render(session))
     return files
 
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
-from ..common import INSTALL_HINT, parse_arguments
+from ..common import INSTALL_HINT, parse_arguments, write_atomic
 from ..environment import environment, git_info
 from . import SCHEMA_ID, SCHEMA_VERSION
 
@@ -174,11 +173,12 @@ def run(args, say) -> tuple[dict, Path]:
         "gil": gil,
     }
     path = out_dir / "summary.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_clean_floats(summary), indent=2, default=_json_default) + "\n",
-                   encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(_clean_floats(summary), indent=2, default=_json_default) + "\n")
     return summary, path
+
+
+def _ms(x) -> str:
+    return "-" if x is None else f"{x:.1f} ms"
 
 
 def _pct(x) -> str:
@@ -207,16 +207,17 @@ def print_summary(summary: dict, path: Path) -> None:
     if gil.get("skipped"):
         print(f"  GIL probes: skipped ({gil.get('error') or gil.get('note')})")
     else:
-        compiled = [k for k in gil["kernels"] if k["compiled"]]
-        bad = [k["kernel"] for k in compiled if not k["ok"]]
-        print(f"  GIL static scan: {len(compiled)} compiled kernels, "
-              + ("all clean" if not bad else f"NOT clean: {', '.join(bad)}"))
+        from .gil import scan_counts
+        from .probes import verdict_word
+
+        print(f"  GIL static scan: {scan_counts(gil['kernels'])}")
         for hb in gil["heartbeat"]:
             if "error" in hb:
                 print(f"      heartbeat {hb['scenario']}: error {hb['error']}")
                 continue
             print(f"      heartbeat {hb['scenario']:<26} max gap {hb['max_gap_ms']:7.1f} ms "
-                  f"(call {hb['call_ms_median']:.0f} ms)")
+                  f"(call {hb['call_ms_median']:.0f} ms, released at most {hb['limit_ms'] / 2:.1f} ms, "
+                  f"held control {_ms(hb.get('held_gap_ms'))}): {verdict_word(hb['released'])}")
         for tt in gil["two_thread"]:
             if "error" in tt:
                 continue

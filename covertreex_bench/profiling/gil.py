@@ -40,7 +40,8 @@ import time
 from ..runtime import warm_up
 from .kernels import hot_kernels, kernel_module_names, library_scenarios
 from .llvm_scan import llvm_scan
-from .probes import control_scenarios, heartbeat, py_spy, set_thread_local_numba, two_thread
+from .probes import (control_scenarios, heartbeat, heartbeat_verdict, py_spy, set_thread_local_numba,
+                     two_thread)
 
 
 def warm_kernels(preset="quick", phases_list=("all", "baseline")) -> float:
@@ -70,9 +71,9 @@ def gil_evidence(preset="quick", *, n: int = 8192, seconds: float = 0.5, warm: b
         say("gil: compiling the hot kernels (warm run)")
         out["warm_s"] = warm_kernels(preset)
     kernels, errors = hot_kernels()
-    say(f"gil: LLVM scan of {len(kernels)} dispatchers")
     scan = llvm_scan(kernels)
     compiled = [k for k in scan if k["compiled"]]
+    say("gil: " + scan_counts(scan))
     out["modules"] = kernel_module_names()
     out["module_errors"] = errors
     out["kernels"] = scan
@@ -95,6 +96,7 @@ def gil_evidence(preset="quick", *, n: int = 8192, seconds: float = 0.5, warm: b
             out["two_thread"].append(two_thread(sc, min_seconds=seconds))
         except Exception as exc:
             out["two_thread"].append({"scenario": sc.name, "error": f"{type(exc).__name__}: {exc}"})
+    _judge_heartbeats(out["heartbeat"])
     if py_spy_probe:
         say("gil: py-spy probe")
         names = [sc.name for sc in scenarios]
@@ -107,6 +109,27 @@ def gil_evidence(preset="quick", *, n: int = 8192, seconds: float = 0.5, warm: b
         out["py_spy"] = {"available": shutil.which("py-spy") is not None, "skipped": True,
                          "runs": [], "note": "py-spy probe not requested"}
     return out
+
+
+def scan_counts(scan) -> str:
+    """One line of the LLVM scan's counts, the same in the progress line and the summary:
+    dispatchers scanned, how many have compiled code (the rest never ran), how many are clean."""
+    compiled = [k for k in scan if k["compiled"]]
+    bad = [k["kernel"] for k in compiled if not k["ok"]]
+    return (f"LLVM scan of {len(scan)} dispatchers: {len(compiled)} compiled "
+            f"({len(scan) - len(compiled)} never compiled in this run), "
+            + (f"all {len(compiled)} clean" if not bad else f"{len(bad)} NOT clean: {', '.join(bad)}"))
+
+
+def _judge_heartbeats(beats: list) -> None:
+    """Set every heartbeat's ``released`` against the GIL-holding control's longest gap
+    (``held_gap_ms``): see probes.heartbeat_verdict."""
+    held = next((h["max_gap_ms"] for h in beats if h.get("scenario") == "control_gil" and "error" not in h),
+                None)
+    for h in beats:
+        if "error" not in h:
+            h["held_gap_ms"] = held
+            h["released"] = heartbeat_verdict(h["max_gap_ms"], h["limit_ms"], held)
 
 
 def _main(argv=None) -> int:

@@ -133,12 +133,31 @@ def heartbeat(scenario: Scenario, min_seconds: float = 0.5, period_s: float = 0.
         # only tell when one call lasts well beyond the limit.
         "discriminating": call_ms >= 2 * limit_ms,
         "loadavg_1min": _loadavg(),
-        # True: no stall beyond the limit. False: a stall comparable to a whole call (what a
-        # kernel holding the GIL gives). None: in between, which scheduling noise on a busy
-        # machine can also give.
-        "released": (True if max_gap <= limit_ms else
-                     False if max_gap > max(limit_ms, 0.5 * call_ms) else None),
+        # Judged against the GIL-holding control by gil_evidence (heartbeat_verdict); alone,
+        # only "released" can be told.
+        "released": heartbeat_verdict(max_gap, limit_ms, None),
     }
+
+
+# A gap at most this share of the limit is "released": a full margin below the limit, so
+# scheduling jitter near the limit (24.47 ms against 25 ms) is not called released.
+RELEASED_SHARE = 0.5
+
+
+def heartbeat_verdict(max_gap_ms: float, limit_ms: float, held_gap_ms: float | None):
+    """True ("released") when the longest heartbeat gap is at most RELEASED_SHARE of the limit;
+    False ("held") when it is at least the GIL-holding control's longest gap ``held_gap_ms``;
+    None ("inconclusive") in between, or when the gap is NaN."""
+    if max_gap_ms <= RELEASED_SHARE * limit_ms:
+        return True
+    if held_gap_ms is not None and max_gap_ms >= held_gap_ms:
+        return False
+    return None
+
+
+def verdict_word(released) -> str:
+    """The word printed for a ``released`` value."""
+    return {True: "released", False: "held"}.get(released, "inconclusive")
 
 
 # --------------------------------------------------------------------------- (c) two threads

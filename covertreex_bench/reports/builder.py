@@ -7,11 +7,11 @@ declares the ``data-section`` ids it writes, and ``SECTIONS`` lists them all in 
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
 
+from ..common import write_atomic
 from . import environments, profiles, runs, trends
 from .html import cell, table
 from .loaders import Inputs, load_all
@@ -75,9 +75,7 @@ def build_report(out_dir, *, asv=None, gate=None, bench=None, logs=None, profile
                       thresholds=thresholds)
     html = render(inputs, out_dir, base=base)
     index = out_dir / "index.html"
-    tmp = index.with_name("index.html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, index)
+    write_atomic(index, html)
     return index
 
 
