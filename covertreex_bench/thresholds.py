@@ -12,7 +12,7 @@ Schema (``version = 1``):
   A figure name outside ``results.known_figures()`` is an error listing the known ones;
 - ``[compare]`` drives perf/compare.py (covertreex_bench.gate) and the report's regression
   colours: ``min_effect`` (required, > 1: the smallest slowdown factor that fails), ``alpha``
-  (the Mann-Whitney level, 0 < alpha < 1), ``preset``, ``rounds``, ``figures``.
+  (the Mann-Whitney level, 0 < alpha < 1), ``preset``, ``rounds``, ``threads``, ``figures``.
 
 Every consumer (bench verdicts, the pytest gate, the report, perf/compare.py) goes through
 ``load``, so a file one of them accepts the others accept too.
@@ -74,7 +74,8 @@ class Compare:
     min_effect: float
     alpha: float = 0.01
     preset: str = "quick"
-    rounds: int = 10
+    rounds: int = 60
+    threads: int = 1
     figures: tuple = ("fit_wall_ms", "knn_wall_ms", "build_wall_ms", "query_wall_ms",
                       "traversal_ms", "whitened_block_ms", "kernel_provider_ms", "conflict_graph_ms")
 
@@ -185,11 +186,11 @@ def _compare(path: str, table: dict) -> Compare:
     if not _number(alpha) or not 0 < alpha < 1:
         raise ThresholdsError(f"{where}: alpha must be a number between 0 and 1, got {alpha!r}")
     settings["alpha"] = float(alpha)
-    unknown = sorted(set(table) - {"min_effect", "alpha", "preset", "rounds", "figures"})
+    unknown = sorted(set(table) - {"min_effect", "alpha", "preset", "rounds", "threads", "figures"})
     if unknown:
         raise ThresholdsError(f"{where}: unknown key(s) {', '.join(unknown)}; known: min_effect, "
-                              f"alpha, preset, rounds, figures")
-    for key, kind in (("preset", str), ("rounds", int)):
+                              f"alpha, preset, rounds, threads, figures")
+    for key, kind in (("preset", str), ("rounds", int), ("threads", int)):
         if key in table:
             value = table[key]
             if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 1):

@@ -81,7 +81,7 @@ def _sample(tree_cls, runtime, workload, preset) -> dict:
             "digest": digest}
 
 
-def serve(preset_name: str, n: int | None) -> int:
+def serve(preset_name: str, n: int | None, threads: int | None) -> int:
     """The worker: warm up, print one JSON line {"ready": ...}, then one JSON line per "run"
     line read from stdin until stdin closes. Protocol lines go to the original stdout; anything
     else the libraries print goes to stderr."""
@@ -110,9 +110,9 @@ def serve(preset_name: str, n: int | None) -> int:
         from covertreex.runtime import configure_threading
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        configure_threading()
-    warm_s = harness.warm_up(preset, phases)
-    runtime = harness.make_runtime(preset, phases)
+        configure_threading(threads)
+    warm_s = harness.warm_up(preset, phases, threads)
+    runtime = harness.make_runtime(preset, phases, threads)
     workload = workloads.load_workload(preset)
     protocol.write(json.dumps({"ready": True, "warmup_s": warm_s, "preset": preset.name,
                                "covertreex_path": str(Path(covertreex.__file__).resolve().parent)}) + "\n")
@@ -162,7 +162,8 @@ def worktree_numba_cache(tree: Path, cache: Path) -> Path:
 class Side:
     """One measured tree: a worker process and its samples ({figure: [values]})."""
 
-    def __init__(self, label: str, tree: Path, numba_cache: Path, preset: str, n, log_dir: Path):
+    def __init__(self, label: str, tree: Path, numba_cache: Path, preset: str, n, threads,
+                 log_dir: Path):
         self.label, self.tree, self.samples, self.digests = label, tree, {}, set()
         env = dict(os.environ)
         env["PYTHONPATH"] = str(tree) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -170,6 +171,8 @@ class Side:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", "--preset", preset]
         if n is not None:
             cmd += ["--n", str(n)]
+        if threads is not None:
+            cmd += ["--threads", str(threads)]
         self.stderr_path = log_dir / f"{label}.stderr"
         self.proc = subprocess.Popen(cmd, cwd=str(tree), env=env, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=open(self.stderr_path, "w"),
@@ -236,6 +239,7 @@ def drive(args) -> int:
     section = config.compare
     min_effect = args.min_effect if args.min_effect is not None else section.min_effect
     preset, rounds = args.preset or section.preset, args.rounds or section.rounds
+    args.threads = args.threads or section.threads
     out = Path(args.out_dir)
     json_path = Path(args.json) if args.json else out / "compare.json"
     for path in (json_path, out / "base-pytest-benchmark.json"):
@@ -250,7 +254,8 @@ def drive(args) -> int:
     head_label = head_sha[:10] + ("+dirty" if dirty else "")
     print(f"gate: base {how} = {base_sha[:10]}, head {head_label} "
           f"({'commit ' + args.head if args.head else 'working tree ' + str(repo)})")
-    print(f"preset {preset}{'' if args.n is None else f' scaled to n={args.n}'}, {rounds} rounds "
+    print(f"preset {preset}{'' if args.n is None else f' scaled to n={args.n}'} on {args.threads} "
+          f"thread(s), {rounds} rounds "
           f"(A B, B A, ...), fail: Mann-Whitney p < {section.alpha:g} and 95% CI of the ratio of "
           f"medians above {min_effect:g} ({config.path})", flush=True)
 
@@ -260,8 +265,8 @@ def drive(args) -> int:
     head_tree = export_commit(repo, head_sha, cache) if args.head else repo
     head_numba = cache / head_sha / "numba" if args.head else worktree_numba_cache(repo, cache)
     with tempfile.TemporaryDirectory(prefix="covertreex-gate-") as logs:
-        sides = [Side("base", base_tree, cache / base_sha / "numba", preset, args.n, Path(logs)),
-                 Side("head", head_tree, head_numba, preset, args.n, Path(logs))]
+        sides = [Side("base", base_tree, cache / base_sha / "numba", preset, args.n, args.threads, Path(logs)),
+                 Side("head", head_tree, head_numba, preset, args.n, args.threads, Path(logs))]
         try:
             measure(*sides, rounds)
         finally:
@@ -308,11 +313,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out-dir", default=str(ROOT / "out" / "gate"), help="output folder")
     parser.add_argument("--json", metavar="PATH", help="the comparison JSON (default OUT_DIR/compare.json)")
     parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="exported commits and their Numba caches")
+    parser.add_argument("--threads", type=int, default=None, help="threads per side (default: [compare].threads)")
     parser.add_argument("--n", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        return serve(args.preset or "quick", args.n)
+        return serve(args.preset or "quick", args.n, args.threads)
     # The parent reads the thresholds and the environment with this checkout's harness.
     sys.path.insert(0, str(ROOT))
     from covertreex_bench.common import BenchError
