@@ -25,6 +25,7 @@ result is ever returned.
 
 from __future__ import annotations
 
+import importlib
 import math
 import time
 import uuid
@@ -57,6 +58,8 @@ def scatter_tree(client, tree: CoverTree, *, direct: bool | None = None):
     if not isinstance(tree, CoverTree):
         raise TypeError(f"tree must be a fitted covertreex.CoverTree, got {type(tree).__name__}")
     tree._fitted()
+    # Dask measures data when it arrives: the workers need this module's sizeof of a tree first.
+    client.run(importlib.import_module, __name__)
     return client.scatter(tree, broadcast=True, hash=False, direct=direct)
 
 

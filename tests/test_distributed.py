@@ -91,6 +91,9 @@ def test_identical_to_local(client, trees, case, kind, predecessor_mode, block_r
 def test_report_merges_blocks_and_reuses_a_scattered_tree(client, trees):
     tree = trees["residual"]
     future = cd.scatter_tree(client, tree)
+    # Each worker's memory accounting sees the whole tree (V alone), not a small Python object.
+    held = client.run(lambda dask_worker: dask_worker.state.nbytes)
+    assert all(b >= tree.metric.data.v.nbytes for b in held.values()), held
     try:
         idx, dist, report, blocks = cd.knn_report(tree, None, K, client=client, block_rows=200,
                                                   tree_future=future, return_blocks=True)
