@@ -29,8 +29,8 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parents[1]
 INDEX_DEPS = {"numpy", "numba", "scipy", "threadpoolctl"}
 BENCH_DEPS = {"pandas", "pyinstrument"}
-# Packages of the harness, the tests and asv: never needed by the index.
-NOT_FOR_INDEX = ("pandas", "pyinstrument", "asv", "pytest")
+# Packages of the harness, the tests, asv and the optional dask front end: never needed by the index.
+NOT_FOR_INDEX = ("pandas", "pyinstrument", "asv", "pytest", "dask", "distributed")
 # Never in the wheel: the tests, the asv suites, the perf scripts, caches.
 NOT_IN_WHEEL = re.compile(r"^(tests|asv_bench|perf|profiling|reports|docs)/|__pycache__|\.py[cod]$|\.nb[ic]$")
 
