@@ -153,6 +153,7 @@ class CoverTree:
         self._fitted()
         predecessor_mode = _as_flag(predecessor_mode, "predecessor_mode")
         qdata, rows, qcoords = self._query_rows(queries, predecessor_mode)
+        k = as_k(k, rows.ids.shape[0], self.arrays.n)
         perm = self._walk_order(rows.ids, qcoords, predecessor_mode)
         return self._search(qdata, rows, perm, k, predecessor_mode, start)
 
@@ -171,6 +172,7 @@ class CoverTree:
             qdata, rows, _ = self._id_rows(as_ids(queries, "queries", arrays.n), predecessor_mode)
         else:
             qdata, rows, _ = self._query_rows(queries, predecessor_mode)
+        k = as_k(k, rows.ids.shape[0], arrays.n)
         return self._search(qdata, rows, None, k, predecessor_mode, start)
 
     def _walk_order(self, ids, qcoords, predecessor_mode: bool):
@@ -188,10 +190,9 @@ class CoverTree:
         return None
 
     def _search(self, qdata, rows, perm, k, predecessor_mode: bool, start: float):
-        """knn_report's search over ``rows`` (a ``Rows``) taken in the order ``perm`` (or as
-        given); results in the rows' order."""
+        """knn_report's search for the validated k nearest of ``rows`` (a ``Rows``) taken in
+        the order ``perm`` (or as given); results in the rows' order."""
         arrays = self.arrays
-        k = as_k(k, rows.ids.shape[0], arrays.n)
         plan = self.runtime.plan.walk
         if perm is not None:
             rows = Rows(*(a[perm] for a in rows))
