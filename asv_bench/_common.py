@@ -16,6 +16,8 @@ import importlib
 import importlib.util
 import os
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 PROFILE_ENV = "COVERTREEX_ASV_PROFILE"
@@ -53,8 +55,6 @@ else:
     # quick has n = 4096; the same preset scaled to 8192 points (256 inducing, d = 3).
     TILE_PRESET = "quick@n=8192"
 
-# Builds per ladder step whose telemetry medians the ladder tracks.
-LADDER_REPEATS = 3
 
 # Labels of Phases.ladder() (covertreex/phases.py) as of this suite. They are asv parameter
 # values, which must not depend on the installed commit (asv maps parameters by position),
@@ -145,6 +145,21 @@ def warm_up(name: str, phases=None) -> None:
         return
     harness().warm_up(p, phases)
     _WARM.add(key)
+
+
+def warm_up_in_child(name: str) -> None:
+    """Compile preset ``name``'s kernels in a child interpreter (this file loaded by path), which
+    fills the Numba cache (NUMBA_CACHE_DIR, else __pycache__ beside the installed sources): a
+    later warm_up here only loads them. Keeps compilation's memory out of this process, so a
+    peakmem_ figure does not depend on whether the cache was cold."""
+    script = ("import importlib.util\n"
+              f"spec = importlib.util.spec_from_file_location('_asv_common_child', {str(Path(__file__))!r})\n"
+              "module = importlib.util.module_from_spec(spec)\n"
+              "spec.loader.exec_module(module)\n"
+              f"module.warm_up({name!r})\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"warm-up of {name} in a child process failed:\n{proc.stderr}")
 
 
 def median(values):
