@@ -86,6 +86,34 @@ def _asv_result(commit: str, date_ms: int, scale: float) -> dict:
             "version": 2}
 
 
+HISTORY_BENCH = "benchmarks_telemetry.BuildTelemetry.time_traversal_ms"
+
+
+def write_history(asv: Path, machine: str, commits, values_ms, t0: int = 1_790_100_000) -> None:
+    """asv results of HISTORY_BENCH on ``machine``: one file per commit, the value (ms) with a
+    99 % interval of +-2 %, as asv writes them; adds the benchmark to benchmarks.json."""
+    meta_path = asv / "benchmarks.json"
+    asv.mkdir(parents=True, exist_ok=True)
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"version": 2}
+    meta[HISTORY_BENCH] = {"type": "time", "unit": "seconds", "param_names": ["preset"],
+                           "params": [["'quick'"]]}
+    meta_path.write_text(json.dumps(meta))
+    (asv / machine).mkdir(parents=True, exist_ok=True)
+    (asv / machine / "machine.json").write_text(json.dumps(
+        {"arch": "x86_64", "cpu": f"CPU of {machine}", "machine": machine, "num_cpu": "2",
+         "os": "Linux test", "ram": "25276502016", "version": 1}))
+    columns = ["result", "params", "version", "started_at", "duration", "stats_ci_99_a", "stats_ci_99_b"]
+    for i, (commit, ms) in enumerate(zip(commits, values_ms)):
+        date_ms = (t0 + 3600 * i) * 1000
+        doc = {"commit_hash": commit, "env_name": "virtualenv-py3.11", "date": date_ms,
+               "params": {"machine": machine, "cpu": f"CPU of {machine}", "python": "3.11"},
+               "python": "3.11", "requirements": {}, "env_vars": {}, "result_columns": columns,
+               "results": {HISTORY_BENCH: [[ms / 1e3], [["'quick'"]], "v1", date_ms, 1.0,
+                                           [ms * 0.98 / 1e3], [ms * 1.02 / 1e3]]},
+               "durations": {}, "version": 2}
+        (asv / machine / f"{commit[:8]}-virtualenv-py3.11.json").write_text(json.dumps(doc))
+
+
 def _telemetry_records(scale: float) -> list[dict]:
     batches = tuple(
         BatchRecord(batch_index=i, batch_size=min(2 ** i, 512), traversal_ms=(10 + 30 * i) * scale,
@@ -233,6 +261,8 @@ def write_fixtures(root: Path, *, regression: bool = True) -> dict:
         (asv / "asvbox" / f"{commit[:8]}-virtualenv-py3.11-numpy2.4.6.json").write_text(
             json.dumps(_asv_result(commit, (t0 + 3600 * i) * 1000, scale)))
     (asv / "asvbox" / "broken-env.json").write_text("{not json")
+    # A telemetry history with a step at its fourth commit, for the change-point table.
+    write_history(asv, "asvbox", [f"{i:x}e" * 20 for i in range(7)], [100, 101, 99, 131, 130, 132, 131])
 
     bench = root / "bench"
     gate = root / "gate"
@@ -492,3 +522,59 @@ def test_add_arguments_interface():
     report_cli.add_arguments(parser)
     args = parser.parse_args(["--out", "x"])
     assert args.out == "x" and args.asv is None and args.thresholds is None
+
+
+def _git(repo, *args, env=None):
+    import subprocess
+
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
+
+def test_two_machines_never_meet_and_a_planted_step_names_its_commit(tmp_path, monkeypatch):
+    """Histories of two machines in one report: no series, ratio or step mixes them, and the
+    step planted in one machine's history is attributed to its commit, date and subject."""
+    import os
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    commits = []
+    for i in range(8):
+        (repo / "f.txt").write_text(str(i))
+        _git(repo, "add", "f.txt")
+        date = f"2026-11-{10 + i:02d}T12:00:00+00:00"
+        env = dict(os.environ, GIT_COMMITTER_DATE=date, GIT_AUTHOR_DATE=date)
+        _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", f"change number {i}", env=env)
+        commits.append(_git(repo, "rev-parse", "HEAD"))
+    asv = tmp_path / "asv"
+    # Machine boxA: a 1.5x step at commit 5. Machine boxB: flat, at three times the level,
+    # so a line or ratio joining the machines would show a step of its own.
+    write_history(asv, "boxA", commits, [100, 102, 99, 101, 100, 150, 151, 149])
+    write_history(asv, "boxB", commits, [300, 303, 298, 301, 299, 302, 300, 301])
+    monkeypatch.chdir(repo)
+    html = build_report(tmp_path / "out", asv=asv).read_text(encoding="utf-8")
+    found = parse_sections(html).found
+
+    steps = found["steps-table"]
+    assert not steps["empty"] and steps["rows"] == 2, steps["text"]  # header + one change
+    text = steps["text"]
+    assert "boxA" in text and "boxB" not in text
+    assert commits[5][:8] in text and "2026-11-15T12:00:00+00:00" in text and "change number 5" in text
+    ratio = re.search(r"×(\d\.\d+) \((\d\.\d+)-(\d\.\d+)\)", text)
+    assert ratio and abs(float(ratio.group(1)) - 1.5) < 0.03, text
+    assert float(ratio.group(2)) > 1.4 and float(ratio.group(3)) < 1.6
+    assert text.endswith("slower"), text  # the verdict cell, not the caption
+
+    reg = html[html.index('data-section="regression-table"'):]
+    reg = reg[:reg.index("</table>")]
+    rows = re.findall(r"<tr>(.*?)</tr>", reg, re.S)[1:]
+    assert len(rows) == 2
+    for row in rows:
+        machine = "boxA" if "boxA E" in row else "boxB"
+        other = {"boxA": "boxB", "boxB": "boxA"}[machine]
+        assert other not in row, row
+        assert "×3" not in row and "×0.3" not in row, row  # no ratio across the machines
+    trend = html[html.index('data-section="trend-traversal_ms"'):]
+    trend = trend[:trend.index("</figure>")]
+    assert trend.count("<polyline") == 2  # one line per machine, never one through both

@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 from ..common import write_atomic
-from . import environments, profiles, runs, trends
+from . import environments, profiles, runs, steps, trends
 from .html import cell, table
 from .loaders import Inputs, load_all
 from .templates import CSS, page
 
 # data-section ids of every chart and table, with their kind, in page order.
-SECTIONS = (*trends.SECTIONS, *runs.SECTIONS, *profiles.SECTIONS, *environments.SECTIONS,
+SECTIONS = (*trends.SECTIONS, *steps.SECTIONS, *runs.SECTIONS, *profiles.SECTIONS, *environments.SECTIONS,
             ("inputs-table", "table"))
 
 
@@ -45,6 +45,7 @@ def render(inputs: Inputs, out_dir: Path, *, base: str | None = None, title: str
         ("trends", "Trends per commit", trends.section_trends(points, order, inputs)),
         ("ladder", "Phase ladder", trends.section_ladder(inputs)),
         ("regressions", "Regressions", trends.section_regressions(points, order, inputs.factor, base)),
+        ("steps", "Which commit changed what", steps.section_steps(points, order, inputs.factor)),
         ("verdicts", "Audit thresholds", runs.section_verdicts(inputs, envs)),
         ("telemetry", "Telemetry logs", runs.section_telemetry(inputs)),
         ("profiles", "Profiles, Python callouts and GIL", profiles.section_profiles(inputs, hrefs)),

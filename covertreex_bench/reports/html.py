@@ -74,6 +74,15 @@ def empty_block(section: str, message: str, kind: str) -> str:
             f"<p>{escape(message)}</p></div>")
 
 
+def empty_group(sections, message: str) -> str:
+    """Empty sections [(id, kind)] of one group as one visible line: the first carries the
+    message, the others are hidden markers with the same message (so every id is present)."""
+    first, *rest = sections
+    return empty_block(first[0], message, first[1]) + "".join(
+        empty_block(s, message, k).replace('data-empty="true">', 'data-empty="true" hidden>', 1)
+        for s, k in rest)
+
+
 def chart_block(section: str, svg_text: str, note: str = "") -> str:
     return (f'<figure data-section="{section}" data-kind="chart">{svg_text}'
             + (f"<figcaption>{escape(note)}</figcaption>" if note else "") + "</figure>")

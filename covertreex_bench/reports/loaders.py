@@ -197,15 +197,20 @@ def _asv_rows(name, row, columns, meta, commit, doc, machine, path, inputs):
         return []
     kind = benchmark_type(name, meta)
     unit = meta.get("unit") or {"time": "seconds", "peakmemory": "bytes"}.get(kind, "")
+    # asv's 99 % interval of each value (from its samples), where it kept one.
+    ci = [rec.get(key) if isinstance(rec.get(key), list) and len(rec.get(key)) == len(values)
+          else [None] * len(values) for key in ("stats_ci_99_a", "stats_ci_99_b")]
     out = []
-    for combo, v in zip(combos, values):
+    for i, (combo, v) in enumerate(zip(combos, values)):
         pvals = {n: _param_value(c) for n, c in zip(names, combo)}
-        num = _num(v)
+        num, ci_a, ci_b = _num(v), _num(ci[0][i]), _num(ci[1][i])
         shown_unit = unit
+        scale = 1.0
         if kind == "time" or unit == "seconds":
-            num, shown_unit = num * 1e3, "ms"
+            scale, shown_unit = 1e3, "ms"
         elif kind in ("peakmemory", "memory") or unit == "bytes":
-            num, shown_unit = num / 2 ** 20, "MiB"
+            scale, shown_unit = 2.0 ** -20, "MiB"
+        num, ci_a, ci_b = num * scale, ci_a * scale, ci_b * scale
         out.append({
             "benchmark": name, "method": name.rsplit(".", 1)[-1],
             "short": ".".join(name.split(".")[-2:]), "type": kind, "unit": shown_unit,
@@ -214,7 +219,7 @@ def _asv_rows(name, row, columns, meta, commit, doc, machine, path, inputs):
             "preset": pvals.get("preset"), "commit": commit,
             "date": (doc.get("date") or 0) / 1e3 if doc.get("date") else math.nan,
             "machine": machine, "env_name": doc.get("env_name"), "file": str(path),
-            "value": num, "failed": v is None,
+            "value": num, "ci_99": (ci_a, ci_b), "failed": v is None,
         })
     return out
 
@@ -451,6 +456,22 @@ def git_commit_times(commits, cwd=None) -> dict:
                 out[c] = float(proc.stdout.strip())
         except (OSError, subprocess.SubprocessError):
             break
+    return out
+
+
+def git_commit_subjects(commits, cwd=None) -> dict:
+    """{commit: (ISO commit date, subject)} for the commits git knows here (asked one by one:
+    an unknown hash must not hide the others)."""
+    out = {}
+    for c in dict.fromkeys(c for c in commits if isinstance(c, str) and c):
+        try:
+            proc = subprocess.run(["git", "log", "-1", "--format=%cI%x00%s", c.partition("+")[0], "--"],
+                                  capture_output=True, text=True, timeout=10, cwd=cwd)
+        except (OSError, subprocess.SubprocessError):
+            break
+        if proc.returncode == 0 and "\x00" in proc.stdout:
+            date, _, subject = proc.stdout.strip().partition("\x00")
+            out[c] = (date, subject)
     return out
 
 

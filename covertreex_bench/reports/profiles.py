@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from . import svg
-from .html import cell, chart_block, empty_block, fmt, link, short, table
+from .html import cell, chart_block, empty_block, empty_group, fmt, link, short, table
 from .loaders import Inputs
 
 SECTIONS = (
@@ -51,8 +51,8 @@ def copy_profiles(inputs: Inputs, out_dir: Path) -> dict:
 
 def section_profiles(inputs: Inputs, hrefs: dict) -> str:
     if not inputs.profiles:
-        msg = f"No profiles ({inputs.missing.get('profiles', 'none found')}); run covertreex profile --preset NAME."
-        return "".join(empty_block(s, msg, k) for s, k in SECTIONS)
+        return empty_group(SECTIONS, f"No profiles ({inputs.missing.get('profiles', 'none found')}): "
+                           "run `make profile`.")
     out = []
     prow, bars, crow = [], [], []
     for path, doc in inputs.profiles:

@@ -9,7 +9,7 @@ import pandas as pd
 from ..thresholds import OPS, passes
 from . import svg
 from .environments import Environments, bench_env
-from .html import cell, chart_block, empty_block, fmt, short, table
+from .html import cell, chart_block, empty_block, empty_group, fmt, short, table
 from .loaders import Inputs, threshold_entries
 
 SECTIONS = (
@@ -78,7 +78,7 @@ def section_verdicts(inputs: Inputs, envs: Environments) -> str:
     if not rows:
         why = inputs.missing.get("thresholds") or "thresholds file lists no threshold"
         return empty_block("verdicts-table", f"No audit thresholds to judge ({why}) and no verdicts "
-                           "in the bench / gate JSON.", "table")
+                           "in the bench / gate JSON: run `make bench`.", "table")
     return table("verdicts-table", ["table", "figure", "preset", "value", "threshold",
                                     "other limits", "verdict", "commit", "machine (env)", "note / file"],
                  rows, caption="One verdict per audit threshold, from the newest run of its presets "
@@ -92,8 +92,9 @@ def _others(t) -> str:
 def section_telemetry(inputs: Inputs) -> str:
     b, builds, queries = inputs.batches, inputs.builds, inputs.queries
     if builds.empty and b.empty:
-        msg = f"No telemetry records ({inputs.missing.get('logs', 'no logs')})."
-        return empty_block("telemetry-chart", msg, "chart") + empty_block("telemetry-table", msg, "table")
+        return empty_group([("telemetry-chart", "chart"), ("telemetry-table", "table")],
+                           f"No telemetry records ({inputs.missing.get('logs', 'no logs')}): run "
+                           "`make bench` (writes out/bench/quick.jsonl).")
     out = []
     if not b.empty:
         log = b["log"].iloc[-1]

@@ -10,7 +10,7 @@ import pandas as pd
 from ..common import LADDER_FIGURES
 from . import svg
 from .environments import Environments, asv_env, bench_env
-from .html import cell, chart_block, empty_block, fmt, short, table
+from .html import cell, chart_block, empty_block, empty_group, fmt, short, table
 from .loaders import FIGURES, STEP_PARAMS, Inputs, git_commit_times, threshold_entries
 
 SECTIONS = (
@@ -44,19 +44,20 @@ def trend_points(inputs: Inputs, envs: Environments) -> pd.DataFrame:
                         keep = False
                 if not keep:
                     continue
-                series = f"asv {r['short']}" + (f" [{r['param_label']}]" if r["param_label"] else "")
+                env_id = asv_env_ids.get(r["file"], "?")
+                series = series_name(r["machine"], env_id, f"asv {r['short']}" + (
+                    f" [{r['param_label']}]" if r["param_label"] else ""))
                 rows.append({"figure": f.key, "series": series, "source": "asv",
                              "preset": r["preset"], "commit": r["commit"], "date": r["date"],
-                             "value": r["value"], "machine": r["machine"],
-                             "env": asv_env_ids.get(r["file"], "?"), "file": r["file"],
-                             "unit": r["unit"]})
+                             "value": r["value"], "ci_99": r["ci_99"], "machine": r["machine"],
+                             "env": env_id, "file": r["file"], "unit": r["unit"]})
     if not inputs.runs.empty:
         for _, r in inputs.runs.iterrows():
             if r["ladder"] and r["step_index"] not in (0, (r["steps_total"] or 1) - 1):
                 continue
             env_id = bench_env(envs, r)
             label = r["step"] if r["ladder"] else (r["phases_label"] or "?")
-            series = f"{r['source']} {r['preset']} [{label}]"
+            series = series_name(r["machine"], env_id, f"{r['source']} {r['preset']} [{label}]")
             commit = (r["commit"] or "unknown") + ("+dirty" if r["dirty"] else "")
             for f in FIGURES:
                 value = next((r["figures"][k] for k in f.bench if k in r["figures"]), None)
@@ -64,9 +65,15 @@ def trend_points(inputs: Inputs, envs: Environments) -> pd.DataFrame:
                     continue
                 rows.append({"figure": f.key, "series": series, "source": r["source"],
                              "preset": r["preset"], "commit": commit,
-                             "date": r["created"], "value": float(value), "machine": r["machine"],
-                             "env": env_id, "file": r["file"], "unit": f.unit})
+                             "date": r["created"], "value": float(value), "ci_99": (math.nan, math.nan),
+                             "machine": r["machine"], "env": env_id, "file": r["file"], "unit": f.unit})
     return pd.DataFrame(rows)
+
+
+def series_name(machine, env_id: str, what: str) -> str:
+    """A series is one benchmark on one machine in one environment: its name starts with
+    both, and lines, steps and ratios are only ever drawn within one series."""
+    return f"{machine} {env_id} · {what}"
 
 
 def commit_order(points: pd.DataFrame, base: str | None = None) -> list[str]:
@@ -95,11 +102,9 @@ def section_trends(points, order, inputs: Inputs) -> str:
     entries = threshold_entries(inputs.thresholds)
     if points.empty:
         where = "; ".join(f"{k}: {v}" for k, v in inputs.missing.items() if k in ("asv", "bench", "gate"))
-        for f in FIGURES:
-            out.append(f"<h3>{escape(f.title)}</h3>")
-            out.append(empty_block(f"trend-{f.key}", f"No {f.key} figures: no asv results or bench "
-                                   f"/ gate JSON were found ({where}).", "chart"))
-        return "".join(out)
+        return empty_group([(f"trend-{f.key}", "chart") for f in FIGURES],
+                           f"No per-commit figures ({where}): run `make asv` for asv results or "
+                           "`make bench` for bench JSON.")
     pos = {c: i for i, c in enumerate(order)}
     labels = [short(c) for c in order]
     out.append('<div class="grid2">')
@@ -171,9 +176,9 @@ def _latest_ladder(inputs: Inputs):
 def section_ladder(inputs: Inputs) -> str:
     source, steps = _latest_ladder(inputs)
     if not steps:
-        msg = ("No phase ladder: no bench / gate JSON with \"steps\" (covertreex bench --phases "
-               "ladder --json PATH) and no asv PhaseLadder results.")
-        return empty_block("ladder-chart", msg, "chart") + empty_block("ladder-table", msg, "table")
+        return empty_group([("ladder-chart", "chart"), ("ladder-table", "table")],
+                           "No phase ladder: run `covertreex bench --preset quick --phases ladder "
+                           "--json out/bench/ladder.json`, or `make asv` for the asv ladder.")
     labels = [s[0] for s in steps]
     series = []
     for key, title in LADDER_FIGURES:
@@ -210,7 +215,8 @@ def section_ladder(inputs: Inputs) -> str:
 
 def section_regressions(points, order, factor: float, base: str | None) -> str:
     if points.empty or not order:
-        return empty_block("regression-table", "No per-commit figures to compare (no asv results, "
+        return empty_block("regression-table", "No per-commit figures to compare: run `make asv` or "
+                           "`make bench` (no asv results, "
                            "bench or gate JSON).", "table")
     pos = {c: i for i, c in enumerate(order)}
     rows = []
@@ -244,6 +250,7 @@ def section_regressions(points, order, factor: float, base: str | None) -> str:
     return table("regression-table",
                  ["figure", "series", "base", "previous", "latest", "latest / previous",
                   "latest / base", "unit", "machine (env)"], rows,
-                 caption=f"Every figure against the previous commit and the base "
+                 caption=f"Every figure's latest value against the previous commit and the base "
+                         f"in its own series (one machine, one environment: never across machines) "
                          f"({'commit ' + short(base_commit) if base_commit else 'first commit'}); "
                          f"red above the gate factor {factor:g}, green below 1/{factor:g}.")
