@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prove the per-PR gate both ways: run it N times per scenario and count passes and failures.
 
-    python perf/gate_trials.py --trials 3 [--scenarios aa-self,aa-comment,...] [--json out/gate/trials.json]
+    python perf/gate_trials.py --trials 3 [--base REV] [--scenarios aa-self,...] [--json out/gate/trials.json]
 
 Scenarios (every candidate is a commit on top of HEAD, made in a temporary git worktree, never
 in the shared tree; the worktree is removed at the end, its commits stay unreferenced):
@@ -134,7 +134,8 @@ def table(results: dict) -> str:
     lines = ["| scenario | expected | pass | fail | wall s per run | load (1/5/15 min) | figures failed (ratio, 95% CI) |",
              "|---|---|---|---|---|---|---|"]
     for name, runs in results.items():
-        figures = sorted({re.sub(r" \(Mann.*", "", f) for r in runs for f in r["fails"]})
+        figures = sorted({re.sub(r" the base \(95% CI ([\d.]+-[\d.]+), Mann-Whitney p=([^)]*)\).*",
+                                 r" (CI \1, p=\2)", f) for r in runs for f in r["fails"]})
         lines.append(f"| {name} | {'PASS' if EXPECT[name] == 0 else 'FAIL'} "
                      f"| {sum(r['status'] == 0 for r in runs)} | {sum(r['status'] == 1 for r in runs)} "
                      f"| {' '.join(format(r['wall_s'], '.0f') for r in runs)} | {'; '.join(r['load'] for r in runs)} "
@@ -148,6 +149,7 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=3, help="gate runs per scenario")
     parser.add_argument("--scenarios", default=",".join(EXPECT), help="comma-separated names")
     parser.add_argument("--json", default=str(ROOT / "out" / "gate" / "trials.json"))
+    parser.add_argument("--base", default="HEAD", help="the commit the plants go on (default HEAD)")
     args, extra = parser.parse_known_args(argv)
     names = args.scenarios.split(",")
     unknown = sorted(set(names) - set(EXPECT))
@@ -156,7 +158,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT))
     from covertreex_bench.common import write_atomic
 
-    base = _git(["rev-parse", "HEAD"], ROOT)
+    base = _git(["rev-parse", "--verify", f"{args.base}^{{commit}}"], ROOT)
     results = {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="covertreex-trials-") as tmp:
         worktree = Path(tmp) / "tree"
