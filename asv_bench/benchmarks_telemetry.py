@@ -64,8 +64,8 @@ class _TelemetrySuite:
     params = [[c.LADDER_PRESET], c.LADDER_LABELS]
     param_names = ["preset", "step"]
     number = 1
-    rounds = 2
-    repeat = (2, 5, 120.0) if c.GOLD else (3, 8, 20.0)
+    rounds = 4
+    repeat = (2, 5, 120.0) if c.GOLD else (3, 6, 15.0)
     warmup_time = 0
     timeout = 3600 if c.GOLD else 600
 
