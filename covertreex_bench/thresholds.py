@@ -122,7 +122,10 @@ def load(path=None, machine_file=None) -> Thresholds:
         raise ThresholdsError(f"thresholds file {source} is not valid TOML: {exc}") from None
     from . import calibrate
 
-    calibrated = calibrate.read_limits(machine_file)
+    try:
+        calibrated = calibrate.read_limits(machine_file)
+    except BenchError as exc:
+        raise ThresholdsError(str(exc)) from None
     return parse(config, str(source), calibrated)
 
 
