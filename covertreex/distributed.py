@@ -41,7 +41,7 @@ __all__ = ["DistributedKnnError", "knn", "knn_report", "merge_reports", "scatter
 
 # Blocks per worker by default: enough to balance uneven blocks and to lose little work when
 # a worker dies, few enough that task overhead (milliseconds each) stays small.
-BLOCKS_PER_WORKER = 4
+BLOCKS_PER_WORKER = 16
 DEFAULT_RETRIES = 2
 
 
@@ -129,9 +129,12 @@ def knn_report(tree: CoverTree, queries, k, *, client, predecessor_mode: bool = 
     payload = rows.ids if own_ids else qdata
     scattered = tree_future if tree_future is not None else scatter_tree(client, tree)
     run = uuid.uuid4().hex[:12]
+    # In predecessor mode a block's cost grows with its ids, and the blocks come in id order:
+    # the dearest start first (Dask runs higher priorities first), so no worker is left with
+    # a long block at the end while the others idle.
     futures = [client.submit(_knn_block, scattered, payload[order[a:b]], k, predecessor_mode,
                              own_ids, key=f"covertreex-knn-{run}-{i}", pure=False,
-                             retries=retries)
+                             retries=retries, priority=i if predecessor_mode else 0)
                for i, (a, b) in enumerate(cuts)]
     try:
         results = _gather(client, futures, cuts)
