@@ -140,7 +140,7 @@ def heartbeat(scenario: Scenario, min_seconds: float = 0.5, period_s: float = 0.
 
 
 # A gap at most this share of the limit is "released": a full margin below the limit, so
-# scheduling jitter near the limit (24.47 ms against 25 ms) is not called released.
+# scheduling jitter that lands just under the limit is not called released.
 RELEASED_SHARE = 0.5
 
 
