@@ -68,7 +68,7 @@ def _asked_for(config) -> bool:
 def _only_when_asked(request):
     # Module scope and autouse: runs before the (module-scoped) warm-up of ``quick``.
     if not _asked_for(request.config):
-        pytest.skip("performance gate: run `make gate` or `pytest tests/perf`")
+        pytest.skip("absolute performance checks: run `pytest tests/perf` (`make test` does)")
 
 
 @pytest.fixture(scope="module")
