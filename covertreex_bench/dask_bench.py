@@ -59,7 +59,7 @@ def for_workers(tree, client):
     """The tree as the workers get it: walk threads set to a worker's own threads, so that
     workers sharing a machine do not oversubscribe its cores."""
     threads = min(client.nthreads().values() or [1])
-    runtime = dataclasses.replace(tree.runtime, threads=threads, _sources=tree.runtime._sources)
+    runtime = dataclasses.replace(tree.runtime, threads=threads)
     return dataclasses.replace(tree, runtime=runtime)
 
 

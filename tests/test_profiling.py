@@ -21,11 +21,12 @@ from covertreex_bench.profiling.llvm_scan import llvm_scan, scan_llvm_ir
 
 @pytest.fixture(scope="module")
 def profile_run(tmp_path_factory):
-    """One `covertreex profile` run on a scaled-down quick preset (compiles the kernels)."""
+    """One `covertreex profile` run on a scaled-down quick preset (compiles the kernels); n=2000
+    gives the insertion loop enough kernel time for its 1 ms samples to land in the kernels."""
     from covertreex_bench.profiling import cli as profile_cli
 
     out = tmp_path_factory.mktemp("profile")
-    argv = ["--preset", "quick", "--n", "700", "--queries", "32", "--out", str(out),
+    argv = ["--preset", "quick", "--n", "2000", "--queries", "32", "--out", str(out),
             "--gil-n", "1500", "--gil-seconds", "0.15", "--no-py-spy", "--quiet"]
     rc = profile_cli.main(argv)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
@@ -86,7 +87,7 @@ def test_profile_writes_files_and_summary(profile_run):
     for key in ("created_unix", "command", "preset", "environment", "git_commit", "runs",
                 "callout_comparison", "gil", "data_ms"):
         assert key in summary, key
-    assert summary["preset"]["n"] == 700 and summary["preset"]["scaled"] is True
+    assert summary["preset"]["n"] == 2000 and summary["preset"]["scaled"] is True
     assert [r["phases"] for r in summary["runs"]] == ["all", "baseline"]
     for run in summary["runs"]:
         assert "error" not in run, run.get("error")
