@@ -9,6 +9,8 @@ Schema (``version = 1``):
   ``gate`` naming the number the verdict uses (default "audit") and an optional ``source``.
   ``gate = "calibrated"`` takes the number from this machine's file written by ``make
   calibrate`` (covertreex_bench.calibrate); without one the verdict is SKIP naming the command.
+  ``stretch = true`` makes the entry a goal rather than a gate: its verdict is GOAL, noted
+  "met" or "not met", and never fails a run;
   A figure name outside ``results.known_figures()`` is an error listing the known ones;
 - ``[compare]`` drives perf/compare.py (covertreex_bench.gate) and the report's regression
   colours: ``min_effect`` (required, > 1: the smallest slowdown factor that fails), ``alpha``
@@ -38,6 +40,9 @@ OPS = {
     "==": lambda v, t: v == t,
 }
 DEFAULT_GATE = "audit"
+# Figures measured with --check only: recall and the single-row sample (covertreex_bench.bench).
+CHECK_FIGURES = ("recall", "single_row_pairs_per_row", "single_row_sample", "blocked_over_single",
+                 "single_row_mismatches")
 CALIBRATED = "calibrated"
 
 
@@ -56,6 +61,7 @@ class Threshold:
     limits: dict        # every stated number: {"audit": ..., "issue": ..., "calibrated": ...}
     source: str = ""
     presets: tuple = ()
+    stretch: bool = False  # a goal: judged and shown, never a failure
 
     @property
     def limit(self) -> float | None:
@@ -174,8 +180,11 @@ def _table(path: str, name: str, table: dict, calibrated: dict) -> list[Threshol
         if gate not in limits and gate != CALIBRATED:
             raise ThresholdsError(f"{where}: gate = {gate!r} names no number of the entry "
                                   f"(it has {', '.join(limits) or 'none'})")
+        stretch = entry.get("stretch", False)
+        if not isinstance(stretch, bool):
+            raise ThresholdsError(f"{where}: stretch must be true or false, got {stretch!r}")
         out.append(Threshold(name, figure, op, gate, limits, str(entry.get("source", "")),
-                             tuple(presets)))
+                             tuple(presets), stretch))
     return out
 
 
@@ -224,7 +233,8 @@ class Verdict:
     limit: float | None  # None: a calibrated gate on an uncalibrated machine (SKIP)
     gate: str
     limits: dict
-    status: str          # "PASS", "FAIL" or "SKIP" (figure not measured, or no limit here)
+    status: str          # "PASS", "FAIL", "SKIP" (figure not measured, or no limit here) or
+                         # "GOAL" (a stretch goal, note "met" or "not met"; never a failure)
     note: str = ""
 
     def as_dict(self) -> dict:
@@ -258,7 +268,7 @@ def evaluate(values: dict, thresholds) -> list[Verdict]:
                                f"no calibrated limit for machine {machine_name()}: run `make calibrate`"))
             continue
         if value is None:
-            if t.figure == "recall" or "reference" in t.figure or "ckdtree" in t.figure:
+            if t.figure in CHECK_FIGURES or "reference" in t.figure or "ckdtree" in t.figure:
                 note = "run with --check"
             elif t.figure.endswith("_dominated") and not values.get("dominated_batches"):
                 note = "no dominated batches"
@@ -267,8 +277,9 @@ def evaluate(values: dict, thresholds) -> list[Verdict]:
             out.append(Verdict(t.table, t.figure, None, t.op, t.limit, t.gate, t.limits, "SKIP", note))
             continue
         value = float(value)
-        out.append(Verdict(t.table, t.figure, value, t.op, t.limit, t.gate, t.limits,
-                           "PASS" if passes(t.op, value, t.limit) else "FAIL"))
+        ok = passes(t.op, value, t.limit)
+        status, note = ("GOAL", "met" if ok else "not met") if t.stretch else ("PASS" if ok else "FAIL", "")
+        out.append(Verdict(t.table, t.figure, value, t.op, t.limit, t.gate, t.limits, status, note))
     return out
 
 
