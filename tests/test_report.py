@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from covertreex_bench.reports import SECTIONS, build_report
+from covertreex_bench.results import preset_fields
+from covertreex_bench.workloads import get_preset, scaled
 from covertreex.telemetry import BatchRecord, BuildReport, QueryReport, build_records, query_record, write_jsonl
 
 COMMITS = ["a1" * 20, "b2" * 20, "c3" * 20]
@@ -41,12 +43,16 @@ def _summary(scale: float) -> dict:
 
 
 def _bench_result(preset: str, scale: float, step: str | None = None, verdicts=None) -> dict:
-    res = {"schema": "covertreex_bench.bench", "version": 1, "preset": preset, "base_preset": preset,
-           "metric": "residual_correlation", "n": 4096, "d": 3, "k": 50, "queries": 256,
+    """A bench result of ``preset`` ('NAME' or 'NAME@n=N'), its times multiplied by ``scale``."""
+    base, _, n = preset.partition("@n=")
+    res = {"schema": "covertreex_bench.bench", "version": 1,
+           **preset_fields(scaled(base, int(n)) if n else get_preset(base)),
            "phases": {name: step != "baseline" for name in PHASE_NAMES},
            "phases_label": "baseline" if step == "baseline" else "all",
            "build_wall_ms": 5000 * scale, "query_wall_ms": 500 * scale, "recall": 1.0,
-           "reference_ms": 350.0, "summary": _summary(scale),
+           "reference_ms": 350.0, "summary": _summary(scale), "peak_rss_mb": 300.0 * scale,
+           "query": {"pairs_per_row": 900.0 * scale, "pairs_over_brute": 0.4 * scale,
+                     "gemm_share": 0.8 / scale, "blocked_over_single": 1.2 * scale},
            "derived": {"build_query_over_reference": 16.0 * scale}}
     if step is not None:
         res["step"] = step
@@ -282,6 +288,9 @@ def write_fixtures(root: Path, *, regression: bool = True) -> dict:
               "environment": ENV, "git_commit": COMMITS[-1], "git_dirty": True,
               "created_unix": t0 + 3600 * 3}
     (bench / "quick-ladder.json").write_text(json.dumps(ladder))
+    for i, name in enumerate(("vecchia-d3@n=8192", "vecchia-d3")):  # the scaling section's
+        (bench / f"{name}.json").write_text(json.dumps({**_bench_result(name, 4.0 ** i), "environment": ENV,
+                                                        "git_commit": COMMITS[-1], "created_unix": t0 + i}))
     (gate / "pytest-benchmark.json").write_text(json.dumps({"machine_info": {}, "benchmarks": []}))
     write_jsonl(bench / "quick.jsonl", _telemetry_records(1.0))
     (bench / "broken.jsonl").write_text('{"schema": "covertreex.telemetry", "version": 99}\n')

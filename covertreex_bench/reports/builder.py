@@ -1,8 +1,9 @@
 """Build the static HTML report: one self-contained ``index.html`` (inline CSS and SVG, no
 script, no request of any kind) plus copies of the pyinstrument pages under ``profiles/``.
 
-One module per group of sections (``trends``, ``runs``, ``profiles``, ``environments``); each
-declares the ``data-section`` ids it writes, and ``SECTIONS`` lists them all in page order.
+One module per group of sections (``trends``, ``steps``, ``scaling``, ``runs``, ``profiles``,
+``environments``); each declares the ``data-section`` ids it writes, and ``SECTIONS`` lists them
+all in page order.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ import time
 from pathlib import Path
 
 from ..common import write_atomic
-from . import environments, profiles, runs, steps, trends
+from . import environments, profiles, runs, scaling, steps, trends
 from .html import cell, table
 from .loaders import Inputs, load_all
 from .templates import CSS, page
 
 # data-section ids of every chart and table, with their kind, in page order.
-SECTIONS = (*trends.SECTIONS, *steps.SECTIONS, *runs.SECTIONS, *profiles.SECTIONS, *environments.SECTIONS,
-            ("inputs-table", "table"))
+SECTIONS = (*trends.SECTIONS, *steps.SECTIONS, *scaling.SECTIONS, *runs.SECTIONS, *profiles.SECTIONS,
+            *environments.SECTIONS, ("inputs-table", "table"))
 
 
 def section_inputs(inputs: Inputs) -> str:
@@ -46,6 +47,7 @@ def render(inputs: Inputs, out_dir: Path, *, base: str | None = None, title: str
         ("ladder", "Phase ladder", trends.section_ladder(inputs)),
         ("regressions", "Regressions", trends.section_regressions(points, order, inputs.factor, base)),
         ("steps", "Which commit changed what", steps.section_steps(points, order, inputs.factor)),
+        ("scaling", "Scaling with n", scaling.section_scaling(inputs, envs)),
         ("verdicts", "Audit thresholds", runs.section_verdicts(inputs, envs)),
         ("telemetry", "Telemetry logs", runs.section_telemetry(inputs)),
         ("profiles", "Profiles, Python callouts and GIL", profiles.section_profiles(inputs, hrefs)),

@@ -44,6 +44,8 @@ class Figure:
                           # benchmarks_telemetry, then the older ladder track_* ones)
     bench: tuple          # keys of a flattened bench result
     thresholds: tuple     # figure names in thresholds.toml drawn on the chart
+    asv_inverse: tuple = ()  # asv names of those in ``asv`` that track 1 / the figure (asv
+                             # takes lower as better, so a share is tracked as its inverse)
 
 
 FIGURES = (
@@ -67,8 +69,21 @@ FIGURES = (
            ("query_wall_ms",), ("query_wall_ms", "knn_ms")),
     Figure("peak_memory_mib", "peak memory (RSS)", "MiB", ("peakmem_build",),
            ("peak_rss_mib", "peakmem_mib"), ("peak_memory_mib", "peak_rss_mib")),
+    # Query phase (bench result["query"]; asv benchmarks_vecchia).
+    Figure("pairs_per_row", "query pairs evaluated per row", "pairs", ("track_pairs_per_row",),
+           ("query.pairs_per_row",), ("pairs_per_row",)),
+    Figure("pairs_over_brute", "query pairs per row over the brute force's", "x brute",
+           ("track_pairs_over_brute",), ("query.pairs_over_brute",), ("pairs_over_brute",)),
+    Figure("gemm_share", "GEMM throughput share of the query tiles", "share",
+           ("track_tile_over_dgemm",), ("query.gemm_share",), ("gemm_share",),
+           asv_inverse=("track_tile_over_dgemm",)),
+    Figure("blocked_over_single", "pairs per row, blocked walk over single-row walk", "x",
+           ("track_blocked_over_single",), ("query.blocked_over_single",), ("blocked_over_single",)),
 )
 FIGURE_BY_KEY = {f.key: f for f in FIGURES}
+# Result fields that define a workload besides its size and queries (results.preset_fields);
+# None where the result lacks one.
+CONFIG_KEYS = ("metric", "d", "k", "inducing", "predecessor_mode")
 # Parameters that enumerate phase settings: only their first and last values enter trends.
 STEP_PARAMS = ("step",)
 
@@ -239,6 +254,9 @@ def _flatten(result: dict) -> dict:
             out[f"query.{k}"] = v
     if isinstance(result.get("recall"), (int, float)):
         out["recall"] = result["recall"]
+    # The bench records MB of 10^6 bytes; the memory trend is in MiB, as asv's bytes become.
+    if "peak_rss_mb" in out:
+        out.setdefault("peak_rss_mib", out["peak_rss_mb"] * 1e6 / 2 ** 20)
     return out
 
 
@@ -295,6 +313,8 @@ def load_bench(source: str, paths, inputs: Inputs) -> list[dict]:
                 "step_index": i if common["ladder"] else None,
                 "steps_total": len(results) if common["ladder"] else None,
                 "figures": _flatten(res),
+                "config": {k: res.get(k, doc.get(k)) for k in CONFIG_KEYS},
+                "reference_sampling": res.get("reference_sampling") or doc.get("reference_sampling"),
                 "verdicts": res.get("verdicts") if res.get("verdicts") is not None else doc.get("verdicts"),
             })
         inputs.read.append((source, str(path), f"{len(results)} run(s)" + (" (ladder)" if common["ladder"] else "")))

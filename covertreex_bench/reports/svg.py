@@ -59,6 +59,22 @@ def log_ticks(lo: float, hi: float) -> list[float]:
     return ticks or [lo, hi]
 
 
+def power_ticks(lo: float, hi: float, base: int | None = None, most: int = 12) -> list[float]:
+    """Ticks at powers of ``base`` (default: 10, or 2 where fewer than three powers of 10
+    span the range) from the largest power <= lo to the smallest >= hi, at least three and
+    thinned to at most ``most``; lo, hi > 0."""
+    for b in (base,) if base else (10, 2):
+        first = math.floor(math.log(lo, b) + 1e-9)
+        last = math.ceil(math.log(hi, b) - 1e-9)
+        if last - first >= 2 or b == 2 or base:
+            break
+    if last - first < 2:
+        first, last = first - (last - first < 1), last + 1
+    step = max(1, math.ceil((last - first) / (most - 1)))
+    last = first + step * math.ceil((last - first) / step)
+    return [float(b) ** e for e in range(first, last + 1, step)]
+
+
 def _legend(names, x0, y0, width, swatch="line"):
     """Legend entries laid out in rows; returns (svg, height)."""
     parts, x, y = [], x0, y0
@@ -160,6 +176,64 @@ def line_chart(series, x_labels, *, title: str = "", y_label: str = "", threshol
     out.append(f'<g transform="translate(0 {height + 2})">{legend_svg}</g>')
     out.append("</svg>")
     return "".join(out)
+
+
+def loglog_chart(series, *, title: str = "", x_label: str = "", y_label: str = "",
+                 width: int = 760, height: int = 320, section: str | None = None) -> str:
+    """Lines over a numeric x, both axes logarithmic: x ticks at powers of 2 (labelled as
+    integers), y ticks at powers of 10 or 2 (``power_ticks``).
+
+    series: [{"name", "points": [(x, y, tooltip, hollow)], "dashed": bool}], x and y > 0
+    (other points are left out); a hollow point is drawn as a ring. Every point carries its
+    values as ``data-x`` / ``data-y``."""
+    pts = [(p[0], p[1]) for s in series for p in s["points"] if _positive(p[0]) and _positive(p[1])]
+    xs, ys = [x for x, _ in pts] or [1.0], [y for _, y in pts] or [1.0]
+    x_ticks = power_ticks(min(xs), max(xs), base=2)
+    y_ticks = power_ticks(min(ys), max(ys))
+    left, right, top, bottom = 64, 24, 28, 50
+    legend_svg, legend_h = _legend([(s["name"], colour(i), s.get("dashed", False))
+                                    for i, s in enumerate(series)], left, 0, width - left - right)
+    plot_w, plot_h = width - left - right, height - top - bottom
+    total_h = height + legend_h + 6
+
+    def scale(v, ticks, length):
+        lo, hi = math.log(ticks[0]), math.log(ticks[-1])
+        return length * (math.log(v) - lo) / ((hi - lo) or 1.0)
+
+    def xpos(v):
+        return left + scale(v, x_ticks, plot_w)
+
+    def ypos(v):
+        return top + plot_h - scale(v, y_ticks, plot_h)
+
+    out = _frame(width, total_h, section, title, left, top, plot_w, plot_h, y_ticks, ypos,
+                 f"{y_label} (log)" if y_label else "")
+    for t in x_ticks:
+        x = xpos(t)
+        out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + plot_h}" class="grid"/>'
+                   f'<text x="{x:.1f}" y="{top + plot_h + 15}" class="xt0">{int(t):,}</text>')
+    if x_label:
+        out.append(f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h + 34}" class="xt0">'
+                   f"{escape(x_label)} (log)</text>")
+    for i, s in enumerate(series):
+        col = colour(i)
+        line = sorted((p for p in s["points"] if _positive(p[0]) and _positive(p[1])),
+                      key=lambda p: p[0])
+        if len(line) > 1:
+            dash = ' stroke-dasharray="6,3"' if s.get("dashed") else ""
+            d = " ".join(f"{xpos(x):.1f},{ypos(y):.1f}" for x, y, *_ in line)
+            out.append(f'<polyline points="{d}" fill="none" stroke="{col}" stroke-width="2"{dash}/>')
+        for x, y, tip, hollow in line:
+            fill = f'fill="#fff" stroke="{col}" stroke-width="2"' if hollow else f'fill="{col}"'
+            out.append(f'<circle cx="{xpos(x):.1f}" cy="{ypos(y):.1f}" r="4" {fill} '
+                       f'data-x="{x:g}" data-y="{y:g}"><title>{escape(tip)}</title></circle>')
+    out.append(f'<g transform="translate(0 {height + 2})">{legend_svg}</g>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _positive(v) -> bool:
+    return v is not None and math.isfinite(v) and v > 0
 
 
 def _open(width, total_h, section, title, left):

@@ -51,6 +51,9 @@ INTRO = {
               "what each phase buys.",
     "regressions": "The newest value of every series against the commit before it and against "
                    "the base commit.",
+    "scaling": "Time against problem size on the Vecchia workloads (vecchia-d3, vecchia-65k, "
+               "vecchia-131k and scaled copies), per machine: ours against the float64 brute "
+               "force, with the query phase's figures.",
     "verdicts": "Each threshold of the thresholds file judged on the newest run of its presets.",
     "telemetry": "Per-batch records of the telemetry logs (covertreex bench --log).",
     "profiles": "pyinstrument captures (covertreex profile): where sampled time goes in the build's "

@@ -35,8 +35,9 @@ def trend_points(inputs: Inputs, envs: Environments) -> pd.DataFrame:
     if not inputs.asv.empty:
         df = inputs.asv
         for f in FIGURES:
-            sel = df[df["method"].isin(f.asv) |
-                     ((f.key == "peak_memory_mib") & (df["type"] == "peakmemory"))]
+            # Skipped values (n/a: e.g. the box-only suites elsewhere) have nothing to draw.
+            sel = df[(df["method"].isin(f.asv) |
+                      ((f.key == "peak_memory_mib") & (df["type"] == "peakmemory"))) & df["value"].notna()]
             for _, r in sel.iterrows():
                 keep = True
                 for name, values in zip(r["param_names"], r["param_values"]):
@@ -47,10 +48,14 @@ def trend_points(inputs: Inputs, envs: Environments) -> pd.DataFrame:
                 env_id = asv_env_ids.get(r["file"], "?")
                 series = series_name(r["machine"], env_id, f"asv {r['short']}" + (
                     f" [{r['param_label']}]" if r["param_label"] else ""))
+                value, ci, unit = r["value"], r["ci_99"], r["unit"]
+                if r["method"] in f.asv_inverse:  # (low, high) of 1/x is (1/high, 1/low)
+                    value, unit = 1 / value if value else math.nan, f.unit
+                    ci = tuple(1 / v if v else math.nan for v in ci[::-1])
                 rows.append({"figure": f.key, "series": series, "source": "asv",
                              "preset": r["preset"], "commit": r["commit"], "date": r["date"],
-                             "value": r["value"], "ci_99": r["ci_99"], "machine": r["machine"],
-                             "env": env_id, "file": r["file"], "unit": r["unit"]})
+                             "value": value, "ci_99": ci, "machine": r["machine"],
+                             "env": env_id, "file": r["file"], "unit": unit})
     if not inputs.runs.empty:
         for _, r in inputs.runs.iterrows():
             if r["ladder"] and r["step_index"] not in (0, (r["steps_total"] or 1) - 1):
