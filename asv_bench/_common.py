@@ -6,7 +6,8 @@ what a suite needs makes its setup raise NotImplementedError, which asv records 
 
 The preset is a benchmark parameter rather than a hidden setting: results of the quick and
 the gold profile therefore land in separate series (``preset='quick'`` vs
-``preset='gold-d3'``) and are never compared with each other.
+``preset='gold-d3'``) and are never compared with each other. The box profile is the gold one
+plus the large Vecchia suites (benchmarks_vecchia), which every other profile skips.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys
 from pathlib import Path
 
 PROFILE_ENV = "COVERTREEX_ASV_PROFILE"
-PROFILES = ("quick", "gold")
+PROFILES = ("quick", "gold", "box")
 
 
 def _profile() -> str:
@@ -32,7 +33,8 @@ def _profile() -> str:
 
 
 PROFILE = _profile()
-GOLD = PROFILE == "gold"
+BOX = PROFILE == "box"
+GOLD = PROFILE == "gold" or BOX
 
 
 # NUMBA_CACHE_DIR is left to whoever runs asv: asv hands its own environment to every
@@ -54,6 +56,15 @@ else:
     LADDER_PRESET = "quick"
     # quick has n = 4096; the same preset scaled to 8192 points (256 inducing, d = 3).
     TILE_PRESET = "quick@n=8192"
+# The benchmark box's own presets: benchmarks_vecchia's parameters in every profile, so that
+# elsewhere asv lists those suites as skipped (require_box) rather than not at all.
+VECCHIA_PRESETS = ["vecchia-65k", "vecchia-131k"]
+
+
+def require_box() -> None:
+    """NotImplementedError (asv: skipped) unless COVERTREEX_ASV_PROFILE=box."""
+    if not BOX:
+        raise NotImplementedError(f"runs only on the benchmark box ({PROFILE_ENV}=box)")
 
 
 # Labels of Phases.ladder() (covertreex/phases.py) as of this suite. They are asv parameter
@@ -119,6 +130,15 @@ def preset(name: str):
     if not sep:
         return workloads().get_preset(name)
     return workloads().scaled(base, int(size))
+
+
+def bench():
+    """The bench module of the installed commit's harness (covertreex_bench.bench, beside
+    covertreex); NotImplementedError (asv: skipped) when the commit has none."""
+    package = workloads().__name__.rpartition(".")[0]
+    if package != "covertreex_bench":
+        raise NotImplementedError(f"this commit's harness is {package}, without covertreex_bench.bench")
+    return importlib.import_module("covertreex_bench.bench")
 
 
 @functools.lru_cache(maxsize=None)
