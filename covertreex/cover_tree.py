@@ -49,6 +49,13 @@ def _as_flag(value, name: str) -> bool:
     return bool(value)
 
 
+def _as_progress(progress, args: str):
+    """``progress`` if it is None or callable; ``args`` names its arguments in the TypeError."""
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable({args}) or None, got {progress!r}")
+    return progress
+
+
 @dataclass(frozen=True, eq=False)
 class CoverTree:
     """Exact kNN index over a compressed cover tree.
@@ -80,8 +87,7 @@ class CoverTree:
         only ``build_wall_ms`` is kept. It exists to measure what recording costs.
         """
         telemetry = _as_flag(telemetry, "telemetry")
-        if progress is not None and not callable(progress):
-            raise TypeError(f"progress must be a callable(placed, n) or None, got {progress!r}")
+        progress = _as_progress(progress, "placed, n")
         metric, coords = _make_metric(self.runtime, data)
         plan = self.runtime.plan
         with thread_limits(plan.guard):
@@ -130,32 +136,39 @@ class CoverTree:
         cols = as_ids(cols, "cols", n)
         return self.metric.tile(self.metric.data, rows, cols)
 
-    def knn(self, queries, k, *, return_distances: bool = False, predecessor_mode: bool = False):
+    def knn(self, queries, k, *, return_distances: bool = False, predecessor_mode: bool = False,
+            progress=None):
         """Exact k nearest neighbours; see ``knn_report`` for the arguments.
 
         Returns idx (q, k) int64, and dist (q, k) float64 if return_distances.
         """
         return_distances = _as_flag(return_distances, "return_distances")
-        idx, dist, _ = self.knn_report(queries, k, predecessor_mode=predecessor_mode)
+        idx, dist, _ = self.knn_report(queries, k, predecessor_mode=predecessor_mode,
+                                       progress=progress)
         return (idx, dist) if return_distances else idx
 
-    def knn_report(self, queries, k, *, predecessor_mode: bool = False):
+    def knn_report(self, queries, k, *, predecessor_mode: bool = False, progress=None):
         """Exact k nearest neighbours.
 
         queries: euclidean, (q, d) points, or None for every fitted point (each point is
         excluded from its own list); residual, (q,) dataset ids, or None for every point
         (a query id is never its own neighbour). predecessor_mode: row i only takes
-        neighbours j < i (queries must then be None or ids). Returns idx (q, k) int64,
-        dist (q, k) float64 and a telemetry ``QueryReport``; rows are sorted by
+        neighbours j < i (queries must then be None or ids). progress: optional
+        callable(done, q) called in this thread with the rows answered so far, increasing,
+        the last call with done == q: as each block of the blocked traversal completes, after
+        each slice of rows of the pointwise traversal (which the callback makes walk its rows
+        in a few successive parallel runs). Results do not depend on it. Returns idx (q, k)
+        int64, dist (q, k) float64 and a telemetry ``QueryReport``; rows are sorted by
         (distance, id) and padded with -1 / inf when fewer than k candidates exist.
         """
         start = time.perf_counter()
         self._fitted()
         predecessor_mode = _as_flag(predecessor_mode, "predecessor_mode")
+        progress = _as_progress(progress, "done, q")
         qdata, rows, qcoords = self._query_rows(queries, predecessor_mode)
         k = as_k(k, rows.ids.shape[0], self.arrays.n)
         perm = self._walk_order(rows.ids, qcoords, predecessor_mode)
-        return self._search(qdata, rows, perm, k, predecessor_mode, start)
+        return self._search(qdata, rows, perm, k, predecessor_mode, start, progress)
 
     def _knn_report_block(self, queries, k, *, predecessor_mode: bool = False,
                           own_ids: bool = False):
@@ -189,9 +202,10 @@ class CoverTree:
             return np.argsort(hilbert_keys(qcoords), kind="stable")
         return None
 
-    def _search(self, qdata, rows, perm, k, predecessor_mode: bool, start: float):
+    def _search(self, qdata, rows, perm, k, predecessor_mode: bool, start: float, progress=None):
         """knn_report's search for the validated k nearest of ``rows`` (a ``Rows``) taken in
-        the order ``perm`` (or as given); results in the rows' order."""
+        the order ``perm`` (or as given), reporting to ``progress``; results in the rows'
+        order."""
         arrays = self.arrays
         plan = self.runtime.plan.walk
         if perm is not None:
@@ -199,7 +213,7 @@ class CoverTree:
         counters = new_counters()
         with thread_limits(self.runtime.plan.guard):
             (idx, dist), pairs = knn_search(plan, arrays.view(), self.layout, self.metric, qdata,
-                                            rows, k, counters)
+                                            rows, k, counters, progress)
         settle(counters)
         if perm is not None:
             inv = np.empty_like(perm)

@@ -32,9 +32,10 @@ import uuid
 
 import numpy as np
 from dask.sizeof import sizeof
+from distributed import as_completed
 
 from ._validation import as_k, as_positive_int
-from .cover_tree import CoverTree, _as_flag
+from .cover_tree import CoverTree, _as_flag, _as_progress
 from .telemetry import QueryReport
 
 __all__ = ["DistributedKnnError", "knn", "knn_report", "merge_reports", "scatter_tree"]
@@ -84,7 +85,7 @@ def _tree_nbytes(tree: CoverTree) -> int:
 
 def knn(tree: CoverTree, queries, k, *, client, return_distances: bool = False,
         predecessor_mode: bool = False, block_rows: int | None = None, tree_future=None,
-        retries: int = DEFAULT_RETRIES):
+        retries: int = DEFAULT_RETRIES, progress=None):
     """``tree.knn(queries, k, ...)`` computed on the workers of the Dask ``client``.
 
     Returns idx (q, k) int64, and dist (q, k) float64 if return_distances, equal bit for bit
@@ -92,13 +93,14 @@ def knn(tree: CoverTree, queries, k, *, client, return_distances: bool = False,
     """
     return_distances = _as_flag(return_distances, "return_distances")
     idx, dist, _ = knn_report(tree, queries, k, client=client, predecessor_mode=predecessor_mode,
-                              block_rows=block_rows, tree_future=tree_future, retries=retries)
+                              block_rows=block_rows, tree_future=tree_future, retries=retries,
+                              progress=progress)
     return (idx, dist) if return_distances else idx
 
 
 def knn_report(tree: CoverTree, queries, k, *, client, predecessor_mode: bool = False,
                block_rows: int | None = None, tree_future=None, retries: int = DEFAULT_RETRIES,
-               return_blocks: bool = False):
+               return_blocks: bool = False, progress=None):
     """``tree.knn_report(queries, k, ...)`` computed on the workers of the Dask ``client``.
 
     queries, k, predecessor_mode: as for ``CoverTree.knn_report`` (residual: (q,) ids or None;
@@ -107,6 +109,8 @@ def knn_report(tree: CoverTree, queries, k, *, client, predecessor_mode: bool = 
     is rounded up to a multiple of ``tree.runtime.query_block`` (see the module docstring).
     tree_future: a ``scatter_tree`` Future of this tree to reuse; None scatters the tree for
     this call and releases it afterwards. retries: re-runs of a task that raised.
+    progress: optional callable(done, q) called in this thread with the rows of the blocks
+    finished on the cluster so far, as each finishes; the last call has done == q.
     Returns idx (q, k) int64, dist (q, k) float64 and a QueryReport merging the blocks'
     (``merge_reports``; query_wall_ms is this call's wall time), plus with return_blocks the
     list of the blocks' own QueryReports in row order of the walk.
@@ -118,6 +122,7 @@ def knn_report(tree: CoverTree, queries, k, *, client, predecessor_mode: bool = 
     n = tree._fitted().n
     predecessor_mode = _as_flag(predecessor_mode, "predecessor_mode")
     return_blocks = _as_flag(return_blocks, "return_blocks")
+    progress = _as_progress(progress, "done, q")
     retries = int(retries)
     qdata, rows, qcoords = tree._query_rows(queries, predecessor_mode)
     q = rows.ids.shape[0]
@@ -137,7 +142,7 @@ def knn_report(tree: CoverTree, queries, k, *, client, predecessor_mode: bool = 
                              retries=retries, priority=i if predecessor_mode else 0)
                for i, (a, b) in enumerate(cuts)]
     try:
-        results = _gather(client, futures, cuts)
+        results = _gather(client, futures, cuts, progress)
     finally:
         if tree_future is None:
             client.cancel([scattered])
@@ -187,10 +192,22 @@ def _cuts(q: int, size: int) -> list[tuple[int, int]]:
     return [(a, min(a + size, q)) for a in range(0, q, size)]
 
 
-def _gather(client, futures, cuts):
-    """The futures' results in order, or DistributedKnnError naming the first failed block."""
+def _gather(client, futures, cuts, progress=None):
+    """The futures' results in order, or DistributedKnnError naming the first failed block;
+    progress(done rows, q) as blocks finish, if not None."""
     try:
-        return client.gather(futures, errors="raise")
+        if progress is None:
+            return client.gather(futures, errors="raise")
+        index = {future.key: i for i, future in enumerate(futures)}
+        results = [None] * len(futures)
+        done = 0
+        # A failed block raises here, as gather would.
+        for future, result in as_completed(futures, with_results=True):
+            i = index[future.key]
+            results[i] = result
+            done += cuts[i][1] - cuts[i][0]
+            progress(done, cuts[-1][1])
+        return results
     except BaseException as exc:
         client.cancel(futures)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):

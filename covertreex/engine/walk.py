@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import queue
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numpy as np
 
@@ -70,11 +70,12 @@ class WalkPool:
         if self._executor is not None:
             self._executor.shutdown()
 
-    def run(self, tasks, counters):
+    def run(self, tasks, counters, on_done=None):
         """Run every ``task(workspace, task_counters)`` on the pool, in order of submission,
         each with a free workspace and a telemetry row of its own; the rows are summed into
         ``counters`` (an empty array switches telemetry off) and each task's wall time goes
-        to their WALK_MS slot, so telemetry milliseconds are thread time.
+        to their WALK_MS slot, so telemetry milliseconds are thread time. on_done: None or
+        callable(t), called in this thread as task t completes, in order of completion.
         Returns the tasks' results in order."""
         local = np.zeros((len(tasks), counters.shape[0]))
         timed = counters.shape[0] > 0
@@ -90,19 +91,42 @@ class WalkPool:
                     local[t, WALK_MS] += (time.perf_counter() - start) * 1e3
 
         if self._executor is None or len(tasks) < 2:
-            results = [run(t) for t in range(len(tasks))]
-        else:
+            results = []
+            for t in range(len(tasks)):
+                results.append(run(t))
+                if on_done is not None:
+                    on_done(t)
+        elif on_done is None:
             results = list(self._executor.map(run, range(len(tasks))))
+        else:
+            results = self._reporting(run, len(tasks), on_done)
         counters += local.sum(axis=0)
         return results
 
+    def _reporting(self, run, count, on_done):
+        """``run(t)`` for t < count on the threads, results in order, with on_done(t) called
+        here as each completes; an error cancels the tasks not yet started, as map does."""
+        futures = [self._executor.submit(run, t) for t in range(count)]
+        index = {future: t for t, future in enumerate(futures)}
+        try:
+            for future in as_completed(futures):
+                future.result()
+                on_done(index[future])
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        return [future.result() for future in futures]
 
-def walk_blocks(pool, qdata, mode, tree, rows, state, counters, then=()) -> np.ndarray:
+
+def walk_blocks(pool, qdata, mode, tree, rows, state, counters, then=(),
+                progress=None) -> np.ndarray:
     """Walk rows (a ``Rows`` of q rows) in blocks of ``pool.block`` rows on the threads of
     ``pool``. ``state`` is a ``WalkState`` of q rows (unused arrays empty); a block writes
     only its own slice of it. ``then``: more ``WalkPool.run`` tasks, queued behind the
     blocks, so a thread whose block ends early takes them up. Telemetry is summed over tasks
-    into ``counters`` (see ``WalkPool.run``).
+    into ``counters`` (see ``WalkPool.run``). progress: None or callable(done, q), called in
+    this thread with the rows of the blocks completed so far as each block completes.
     Returns the pairs evaluated per block, (ceil(q / block),) int64.
     """
     q = rows.ids.shape[0]
@@ -120,5 +144,14 @@ def walk_blocks(pool, qdata, mode, tree, rows, state, counters, then=()) -> np.n
         return task
 
     blocks = [walk(start) for start in range(0, q, block)]
-    pairs = pool.run(blocks + list(then), counters)[:len(blocks)]
+    on_done = None
+    if progress is not None:
+        done = 0
+
+        def on_done(t):
+            nonlocal done
+            if t < len(blocks):
+                done += min(q, (t + 1) * block) - t * block
+                progress(done, q)
+    pairs = pool.run(blocks + list(then), counters, on_done)[:len(blocks)]
     return np.asarray(pairs, dtype=np.int64)

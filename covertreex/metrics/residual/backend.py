@@ -18,6 +18,14 @@ from ...kernels import RBF, Matern52
 
 P_FLOOR = 1e-9
 DEFAULT_INDUCING = 512
+# V is solved in about V_CHUNKS column chunks of the points, so that progress can move and only
+# a chunk of k(U, X) is held at a time; each chunk's L^-1 k(U, X_chunk) is independent of the
+# others. Chunks start at multiples of CHUNK_ALIGN columns because BLAS solves a ragged group
+# of fewer columns than its unroll width with other kernels, whose last bits may differ: aligned
+# chunks keep the bits of one whole solve on one BLAS thread. (A threaded solve's bits depend on
+# where its threads split the columns, chunked or not.)
+V_CHUNKS = 32
+CHUNK_ALIGN = 64
 
 
 def _readonly(arr: np.ndarray) -> np.ndarray:
@@ -91,19 +99,37 @@ def _check_kernel(kernel) -> None:
         )
 
 
+def _whitened_factors(chol, kernel, u, coords, progress) -> np.ndarray:
+    """V = (L^-1 k(U, X))^T, (n, m) float64, for the lower Cholesky factor ``chol`` (m, m) of
+    K_mm, the inducing points u (m, d) and coords (n, d), solved in aligned column chunks of
+    the points, calling progress(done, n) (if not None) after each."""
+    n = coords.shape[0]
+    v = np.empty((n, u.shape[0]))
+    step = CHUNK_ALIGN * -(-n // (V_CHUNKS * CHUNK_ALIGN))
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        v[a:b] = solve_triangular(chol, kernel(u, coords[a:b]), lower=True, check_finite=False).T
+        if progress is not None:
+            progress(b, n)
+    return v
+
+
 def build_residual_backend(
     coords,
     kernel=None,
     inducing_count: int | None = None,
     seed: int = 42,
     jitter: float = 1e-6,
+    progress=None,
 ) -> ResidualBackend:
     """Factor the Nystrom approximation of ``kernel`` on ``coords``.
 
     coords: (n, d) float array. The m inducing ids are
     ``sort(default_rng(seed + 1).choice(n, m, replace=False))`` with m = inducing_count, which
-    may not exceed n (None: min(DEFAULT_INDUCING, n)). Returns a frozen ``ResidualBackend``
-    whose V is (n, m) float64.
+    may not exceed n (None: min(DEFAULT_INDUCING, n)). progress: optional callable(done, n)
+    called in this thread with the points whose rows of V are solved so far, increasing, the
+    last call with done == n; the results do not depend on it. Returns a frozen
+    ``ResidualBackend`` whose V is (n, m) float64.
     """
     coords = as_points(coords, "coords")
     kernel = RBF() if kernel is None else kernel
@@ -114,6 +140,8 @@ def build_residual_backend(
     jitter = as_positive_float(jitter, "jitter")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an integer, got {seed!r}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable(done, n) or None, got {progress!r}")
     n = coords.shape[0]
     if inducing_count is None:
         inducing_count = min(DEFAULT_INDUCING, n)
@@ -128,8 +156,7 @@ def build_residual_backend(
     kmm = kernel(u, u)
     kmm[np.diag_indices_from(kmm)] += jitter * kernel.variance
     chol, _ = cho_factor(kmm, lower=True, check_finite=False)
-    kmx = kernel(u, coords)
-    v = solve_triangular(chol, kmx, lower=True, check_finite=False).T
+    v = _whitened_factors(chol, kernel, u, coords, progress)
     kdiag = kernel.diag(coords)
     p = np.maximum(kdiag - np.einsum("ij,ij->i", v, v), P_FLOOR)
     return ResidualBackend(
