@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, replace
 
 from .common import SCHEMA_ID, SCHEMA_VERSION, BenchError
-from .console import Progress
+from .progress import Progress
 from .results import Measurement, base_name, make_result, preset_fields, figures
 from .runtime import make_runtime, warm_up
 from .thresholds import evaluate

@@ -1,50 +1,12 @@
-"""What ``covertreex bench`` prints: build progress on stderr, the result, verdict and ladder
-tables on stdout."""
+"""What ``covertreex bench`` prints on stdout: the result, verdict and ladder tables (progress
+lines on stderr are ``covertreex_bench.progress``)."""
 
 from __future__ import annotations
 
 import math
-import sys
-import time
 
 from .common import LADDER_FIGURES, TABLE_FIGURES
 from .results import figures
-
-
-class Progress:
-    """``fit(progress=...)`` callback: build progress on ``stream`` (stderr by default).
-
-    On a terminal one line is rewritten in place; otherwise (CI logs, pipes) a plain line is
-    written at most every ``interval`` seconds, and one when the build completes.
-    """
-
-    def __init__(self, label: str, stream=None, interval: float = 5.0, tty: bool | None = None):
-        self.label = label
-        self.stream = stream if stream is not None else sys.stderr
-        self.interval = interval
-        self.tty = _isatty(self.stream) if tty is None else tty
-        self.start = time.perf_counter()
-        self.last = self.start
-
-    def __call__(self, placed: int, n: int) -> None:
-        now = time.perf_counter()
-        elapsed = now - self.start
-        text = f"{self.label}: {placed}/{n} points ({100.0 * placed / max(n, 1):3.0f}%), {elapsed:6.1f} s"
-        done = placed >= n
-        if self.tty:
-            self.stream.write("\r\x1b[K" + text + ("\n" if done else ""))
-            self.stream.flush()
-        elif done or now - self.last >= self.interval:
-            self.stream.write(text + "\n")
-            self.stream.flush()
-            self.last = now
-
-
-def _isatty(stream) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
 
 
 def _fmt(value, spec="{:.1f}"):

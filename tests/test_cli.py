@@ -263,37 +263,3 @@ def test_bench_ladder_has_one_object_per_step(tmp_path, capsys, restore_threads)
         assert label in captured.out
     assert "x)" in captured.out  # ratios against the step before
 
-
-# --- progress display ----------------------------------------------------------------------------
-
-
-def test_progress_rewrites_one_line_on_a_terminal():
-    import io
-
-    from covertreex_bench.console import Progress
-
-    stream = io.StringIO()
-    progress = Progress("build quick", stream=stream, tty=True)
-    for placed in (512, 1024, 4096):
-        progress(placed, 4096)
-    text = stream.getvalue()
-    assert text.count("\r\x1b[K") == 3 and text.endswith("\n") and text.count("\n") == 1
-    assert "4096/4096 points (100%)" in text
-
-
-def test_progress_prints_periodic_plain_lines_elsewhere():
-    import io
-
-    from covertreex_bench.console import Progress
-
-    stream = io.StringIO()
-    progress = Progress("build quick", stream=stream, tty=False, interval=3600.0)
-    for placed in (512, 1024, 4096):
-        progress(placed, 4096)
-    lines = stream.getvalue().splitlines()
-    assert lines == [lines[-1]] and "4096/4096" in lines[-1] and "\r" not in stream.getvalue()
-    stream = io.StringIO()
-    progress = Progress("build quick", stream=stream, tty=False, interval=0.0)
-    for placed in (512, 1024, 4096):
-        progress(placed, 4096)
-    assert len(stream.getvalue().splitlines()) == 3
