@@ -47,6 +47,9 @@ class Preset:
     k:                neighbours per query
     predecessor_mode: restrict point i to neighbours j < i (Vecchia)
     kernel:           the covariance kernel of the residual metric, None for Euclidean
+    reference_every:  ``covertreex bench --check`` runs the float64 brute force on one row
+                      block in every this many and scales its time to all rows (residual
+                      presets only); 1 runs it on every row
     """
 
     name: str
@@ -60,6 +63,7 @@ class Preset:
     kernel: RBF | Matern52 | None
     seed: int = 42
     batch_size: int = 512
+    reference_every: int = 1
 
     def __post_init__(self):
         if self.metric not in METRICS:
@@ -74,6 +78,13 @@ class Preset:
             )
         if self.predecessor_mode and self.queries != self.n:
             raise ValueError(f"preset {self.name!r}: predecessor mode queries every point (queries == n)")
+        every = self.reference_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"preset {self.name!r}: reference_every must be an integer >= 1, got {every!r}")
+        if every > 1 and not self.is_residual:
+            # The Euclidean brute force takes every row in one call (fresh points have no ids).
+            raise ValueError(f"preset {self.name!r}: a sampled reference (reference_every > 1) "
+                             f"needs a residual preset")
 
     @property
     def is_residual(self) -> bool:
@@ -96,10 +107,11 @@ PRESETS: dict[str, Preset] = {
                predecessor_mode=False, kernel=_RBF_1_1),
         Preset("vecchia-d3", RESIDUAL, n=32768, d=3, inducing=512, queries=32768, k=50,
                predecessor_mode=True, kernel=_RBF_1_1),
+        # Their full brute force takes minutes: --check times a sample of its row blocks.
         Preset("vecchia-65k", RESIDUAL, n=65536, d=3, inducing=512, queries=65536, k=50,
-               predecessor_mode=True, kernel=_RBF_1_1),
+               predecessor_mode=True, kernel=_RBF_1_1, reference_every=4),
         Preset("vecchia-131k", RESIDUAL, n=131072, d=3, inducing=512, queries=131072, k=50,
-               predecessor_mode=True, kernel=_RBF_1_1),
+               predecessor_mode=True, kernel=_RBF_1_1, reference_every=8),
         Preset("euclid-32k", EUCLIDEAN, n=32768, d=8, inducing=None, queries=1024, k=8,
                predecessor_mode=False, kernel=None),
         Preset("quick", RESIDUAL, n=4096, d=3, inducing=256, queries=256, k=50,
@@ -193,15 +205,18 @@ class Workload:
         return self.preset.queries
 
 
-def load_workload(preset: str | Preset) -> Workload:
-    """Build a preset's data; for residual presets this factors the backend (V, p)."""
+def load_workload(preset: str | Preset, progress=None) -> Workload:
+    """Build a preset's data; for residual presets this factors the backend (V, p).
+
+    progress: None, or callable(done, n) given to ``build_residual_backend`` (points done).
+    """
     p = get_preset(preset)
     points = make_points(p)
     if p.is_residual:
         from covertreex.metrics.residual import build_residual_backend
 
         backend = build_residual_backend(
-            points, kernel=p.kernel, inducing_count=p.inducing, seed=p.seed
+            points, kernel=p.kernel, inducing_count=p.inducing, seed=p.seed, progress=progress
         )
         return Workload(p, points, backend, make_query_ids(p), None)
     return Workload(p, points, None, None, make_euclidean_queries(p))
