@@ -36,7 +36,8 @@ def _table(rows, align=None) -> list[str]:
 
 
 def format_result(result: dict) -> str:
-    """The short console table of one run: walls, q/s, recall, batch medians, verdicts."""
+    """The short console table of one run: walls, q/s, recall (and how the reference was
+    sampled), the query figures, batch medians, verdicts."""
     s = result["summary"]
     head = (f"{result['preset']}: {result['metric']}, n={result['n']}, d={result['d']}, "
             f"k={result['k']}, queries={result['queries']}"
@@ -45,17 +46,13 @@ def format_result(result: dict) -> str:
             + ("; SCALED (not the named preset)" if result.get("scaled") else ""))
     lines = [head]
     runs = f" (median of {result['repeat']})" if result["repeat"] > 1 else ""
-    ref = ""
-    if result.get("reference_ms") is not None:
-        ref = f"   reference ({result['reference']}) {result['reference_ms']:.1f} ms"
-        if result.get("ckdtree_query_ms") is not None:
-            ref += f", cKDTree queries {result['ckdtree_query_ms']:.1f} ms{runs}"
     lines += [
         f"  warm-up (JIT)  {_fmt(result.get('warmup_ms'), '{:.0f}')} ms, not counted below",
         f"  build wall     {_fmt(result['build_wall_ms'])} ms{runs}",
         f"  query wall     {_fmt(result['query_wall_ms'])} ms{runs}",
         f"  queries/s      {_fmt(result['queries_per_s'], '{:.0f}')}",
-        f"  recall         {fmt_recall(result['recall'])}{ref}",
+        *_check_lines(result, runs),
+        *_query_lines(result),
         f"  batches        {s['batches']} ({s['dominated_batches']} dominated)",
     ]
     dask = result.get("dask")
@@ -81,6 +78,47 @@ def format_result(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _check_lines(result: dict, runs: str) -> list[str]:
+    """The recall line with the reference's time; a sampled reference gets a line of its own
+    saying what it ran and that its time is scaled."""
+    recall = f"  recall         {fmt_recall(result['recall'])}"
+    sampling = result.get("reference_sampling")
+    if result.get("reference_ms") is None:
+        return [recall]
+    if sampling is not None:
+        return [recall + f" on the {sampling['rows_checked']} query rows the sampled reference ran",
+                f"  reference      {result['reference_ms']:.1f} ms SAMPLED AND SCALED: "
+                f"{sampling['blocks_timed']} of {sampling['blocks_total']} row blocks (1 in "
+                f"{sampling['every']}) took {sampling['timed_ms']:.1f} ms, scaled to all rows by "
+                f"rows x columns"]
+    ref = f"   reference ({result['reference']}) {result['reference_ms']:.1f} ms"
+    if result.get("ckdtree_query_ms") is not None:
+        ref += f", cKDTree queries {result['ckdtree_query_ms']:.1f} ms{runs}"
+    return [recall + ref]
+
+
+def _query_lines(result: dict) -> list[str]:
+    """Pairs per row against the brute force's, the tiles' share of the DGEMM rate, blocked
+    against single-row walks and the peak memory, where measured."""
+    q = result.get("query") or {}
+    lines = []
+    if q.get("pairs_per_row") is not None:
+        lines.append(f"  pairs/row      {q['pairs_per_row']:.1f}, "
+                     f"{_fmt(q.get('pairs_over_brute'), '{:.3f}')}x the brute force's "
+                     f"{_fmt(q.get('brute_pairs_per_row'))}")
+    if q.get("tile_gflops") is not None:
+        lines.append(f"  GEMM share     {_fmt(q.get('gemm_share'), '{:.3f}')}: query tiles "
+                     f"{q['tile_gflops']:.1f} GFLOP/s, DGEMM of a tile chunk's shape "
+                     f"{_fmt(q.get('dgemm_gflops'))} GFLOP/s, both on the walk's threads")
+    if q.get("blocked_over_single") is not None:
+        lines.append(f"  blocked/single {q['blocked_over_single']:.3f}: {q['single_row_pairs_per_row']:.1f} "
+                     f"pairs/row walking {q['single_row_sample']} sampled rows one a block; "
+                     f"{result.get('single_row_mismatches')} of them answer otherwise")
+    if result.get("peak_rss_mb") is not None:
+        lines.append(f"  peak RSS       {result['peak_rss_mb']:.0f} MB, after the builds and queries")
+    return lines
+
+
 def _fmt_value(value) -> str:
     """4 significant digits, without exponents for the magnitudes timings take."""
     if value is None:
@@ -103,8 +141,10 @@ def format_verdicts(verdicts, path=None, informational=False) -> str:
                      v["status"] + (f" ({v['note']})" if v["note"] else "")))
     lines = _table(rows, ["<", ">", ">", "<", ">", "<"])
     counts = {s: sum(1 for v in verdicts if (v if isinstance(v, dict) else v.as_dict())["status"] == s)
-              for s in ("PASS", "FAIL", "SKIP")}
+              for s in ("PASS", "FAIL", "SKIP", "GOAL")}
     tail = f"{counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['SKIP']} SKIP"
+    if counts["GOAL"]:
+        tail += f", {counts['GOAL']} GOAL (stretch goals: shown, never failing)"
     if path:
         tail += f" (thresholds: {path})"
     if informational:

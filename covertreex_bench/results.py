@@ -1,5 +1,6 @@
 """The bench result: one JSON-ready dict per run of a preset (``SCHEMA_ID``), built from the
-build and query reports of its runs, and the figures thresholds are judged on."""
+build and query reports of its runs and the probes beside them, and the figures thresholds are
+judged on."""
 
 from __future__ import annotations
 
@@ -25,6 +26,32 @@ class Measurement:
     query_reports: list
     results: list      # (idx, dist) of every run
     tree: object       # the last run's tree
+
+
+@dataclass(frozen=True)
+class SingleRows:
+    """The single-row walk of a sample of a run's query rows (``bench.single_row_sample``)."""
+
+    rows: int             # rows sampled
+    pairs_evaluated: int  # pairs their walks evaluated, one row a block
+    mismatches: int       # sampled rows whose ids differ from the blocked run's
+
+
+@dataclass(frozen=True)
+class Probes:
+    """What a bench run measures beside its builds and queries; None where not measured.
+
+    peak_rss_mb: the process's peak resident memory after the builds and queries, in MB
+                 (10^6 bytes; ``bench.peak_rss_mb``)
+    workers:     threads the queries' walks ran on, whose thread time the tile counters sum
+    gemm:        the DGEMM probe on ``workers`` threads (``gemm.GemmProbe``), residual only
+    single:      the single-row sample (``SingleRows``), residual presets with --check only
+    """
+
+    peak_rss_mb: float | None = None
+    workers: int | None = None
+    gemm: object | None = None
+    single: SingleRows | None = None
 
 
 def _median(values):
@@ -64,9 +91,13 @@ def preset_fields(preset) -> dict:
 
 
 def make_result(preset, runtime, measurement: Measurement, *, scaled: bool = False,
-                warmup_s: float | None = None, ref=None,
-                recalls: list | None = None, data_s: float | None = None) -> dict:
-    """The JSON-ready record of one bench run (without verdicts, environment and git)."""
+                warmup_s: float | None = None, ref=None, recalls: list | None = None,
+                data_s: float | None = None, probes: Probes | None = None) -> dict:
+    """The JSON-ready record of one bench run (without verdicts, environment and git).
+
+    ref: the ``bench.Reference`` of --check; probes: what was measured beside the runs.
+    """
+    probes = probes or Probes()
     builds = [b.build_wall_ms for b in measurement.build_reports]
     queries = [q.query_wall_ms for q in measurement.query_reports]
     summary = combine_summaries([b.summary() for b in measurement.build_reports])
@@ -96,23 +127,73 @@ def make_result(preset, runtime, measurement: Measurement, *, scaled: bool = Fal
             "whitened_block_ms": _median([q.whitened_block_ms for q in measurement.query_reports]),
             "kernel_provider_pairs": qrep.kernel_provider_pairs,
             "kernel_provider_ms": _median([q.kernel_provider_ms for q in measurement.query_reports]),
+            **query_figures(preset, measurement.query_reports, probes),
         },
+        "peak_rss_mb": probes.peak_rss_mb,
+        "dgemm_gflops_rounds": None if probes.gemm is None else list(probes.gemm.rounds),
+        "single_row_mismatches": None if probes.single is None else probes.single.mismatches,
         "recall": None,
         "recall_runs": None,
         "reference": None,
         "reference_ms": None,
+        "reference_sampling": None,
         "ckdtree_query_ms": None,
         "summary": summary,
     }
     if ref is not None:
         result["reference"] = ref.kind
         result["reference_ms"] = ref.ms
+        result["reference_sampling"] = ref.sampling
         result["ckdtree_query_ms"] = ref.ckdtree_query_ms
     if recalls:
         result["recall_runs"] = list(recalls)
         result["recall"] = min(recalls)
     result["derived"] = derived_figures(result)
     return result
+
+
+def brute_pairs_per_row(preset) -> float:
+    """Pairs a row of the brute force evaluates for the preset's job: the mean of i over
+    i < n in predecessor mode, n - 1 for dataset ids (not the query itself), n for fresh points."""
+    if preset.predecessor_mode:
+        return (preset.n - 1) / 2
+    return float(preset.n - 1 if preset.is_residual else preset.n)
+
+
+def _ratio(num, den):
+    return None if num is None or not den else num / den
+
+
+def query_figures(preset, reports: list, probes: Probes) -> dict:
+    """The query phase's pair and GEMM figures (QUERY_FIGURES) from the runs' QueryReports.
+
+    pairs are the last run's (every run walks the same tiles); tile_ms is the median over runs
+    of whitened_block_ms + kernel_provider_ms (thread time, summed over the walk threads);
+    tile_gflops counts 2 m flops a pair over tile_ms / workers; gemm_share is its ratio to the
+    DGEMM probe's GFLOP/s on as many threads.
+    """
+    last = reports[-1]
+    pairs_per_row = last.pairs_evaluated / last.queries
+    brute = brute_pairs_per_row(preset)
+    tile_ms = _median([q.whitened_block_ms + q.kernel_provider_ms for q in reports])
+    tile_gflops = None
+    if preset.is_residual and tile_ms and probes.workers:
+        tile_gflops = last.pairs_evaluated * 2 * preset.inducing / (tile_ms / 1e3 / probes.workers) / 1e9
+    dgemm = None if probes.gemm is None else probes.gemm.gflops
+    single = probes.single
+    single_per_row = None if single is None else single.pairs_evaluated / single.rows
+    return {
+        "pairs_per_row": pairs_per_row,
+        "brute_pairs_per_row": brute,
+        "pairs_over_brute": _ratio(pairs_per_row, brute),
+        "tile_ms": tile_ms,
+        "tile_gflops": tile_gflops,
+        "dgemm_gflops": dgemm,
+        "gemm_share": _ratio(tile_gflops, dgemm),
+        "single_row_pairs_per_row": single_per_row,
+        "single_row_sample": None if single is None else single.rows,
+        "blocked_over_single": _ratio(pairs_per_row, single_per_row),
+    }
 
 
 def derived_figures(result: dict) -> dict:
@@ -131,24 +212,32 @@ def derived_figures(result: dict) -> dict:
 
 # Top-level numbers of a result that thresholds may name (besides the summary and derived ones).
 TOP_FIGURES = ("build_wall_ms", "query_wall_ms", "queries_per_s", "pairs_evaluated", "recall",
-               "reference_ms", "ckdtree_query_ms", "warmup_ms", "data_ms", "repeat")
+               "reference_ms", "ckdtree_query_ms", "warmup_ms", "data_ms", "repeat",
+               "peak_rss_mb", "single_row_mismatches")
+# Keys of result["query"] that thresholds may name (``query_figures``).
+QUERY_FIGURES = ("pairs_per_row", "brute_pairs_per_row", "pairs_over_brute", "tile_ms",
+                 "tile_gflops", "dgemm_gflops", "gemm_share", "single_row_pairs_per_row",
+                 "single_row_sample", "blocked_over_single")
 
 
 def known_figures() -> tuple:
-    """Every figure name ``figures`` can return: TOP_FIGURES, the keys of
+    """Every figure name ``figures`` can return: TOP_FIGURES, QUERY_FIGURES, the keys of
     ``BuildReport.summary()`` and of ``derived_figures``; sorted."""
     from covertreex.telemetry import BuildReport
 
     summary = BuildReport(metric="", n=0, phases={}, build_wall_ms=0.0, batches=[]).summary()
     derived = derived_figures({"build_wall_ms": None, "query_wall_ms": None, "reference_ms": None})
-    return tuple(sorted({*TOP_FIGURES, *summary, *derived}))
+    return tuple(sorted({*TOP_FIGURES, *QUERY_FIGURES, *summary, *derived}))
 
 
 def figures(result: dict) -> dict:
-    """Every figure of a result by name: top-level numbers, the build summary, derived figures."""
+    """Every figure of a result by name: top-level numbers, the query figures, the build
+    summary, derived figures."""
     out = {key: value for key, value in result.items()
            if isinstance(value, (int, float)) and not isinstance(value, bool)}
     out["recall"] = result.get("recall")
+    query = result.get("query") or {}
+    out.update({key: query.get(key) for key in QUERY_FIGURES})
     out.update(result.get("summary") or {})
     out.update(result.get("derived") or {})
     return out

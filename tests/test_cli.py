@@ -21,7 +21,14 @@ from covertreex.telemetry import read_jsonl
 JSON_FIELDS = (
     "preset", "metric", "n", "d", "k", "queries", "phases", "build_wall_ms", "query_wall_ms",
     "recall", "reference_ms", "summary", "verdicts", "environment", "git_commit", "scaled",
-    "warmup_ms", "queries_per_s", "repeat",
+    "warmup_ms", "queries_per_s", "repeat", "peak_rss_mb", "reference_sampling",
+    "single_row_mismatches", "dgemm_gflops_rounds",
+)
+# result["query"]: the query-phase figures the report and asv read (covertreex_bench.results).
+QUERY_FIELDS = (
+    "pairs_per_row", "brute_pairs_per_row", "pairs_over_brute", "tile_ms", "tile_gflops",
+    "dgemm_gflops", "gemm_share", "single_row_pairs_per_row", "single_row_sample",
+    "blocked_over_single",
 )
 SUMMARY_FIELDS = (
     "traversal_ms_sum", "traversal_ms_median", "traversal_ms_median_dominated",
@@ -211,6 +218,11 @@ def test_bench_json_and_log(tmp_path, capsys, restore_threads):
         assert field in data, field
     for field in SUMMARY_FIELDS:
         assert field in data["summary"], field
+    for field in QUERY_FIELDS:
+        assert data["query"][field] is not None, field
+    assert data["reference_sampling"] is None and data["peak_rss_mb"] > 0
+    for text in ("pairs/row", "GEMM share", "blocked/single", "peak RSS"):
+        assert text in captured.out, text
     for field in ENV_FIELDS:
         assert field in data["environment"], field
     assert data["scaled"] is True and data["preset"] == "quick@n=600" and data["n"] == 600
@@ -258,8 +270,8 @@ def test_bench_ladder_has_one_object_per_step(tmp_path, capsys, restore_threads)
         assert step["phases"] == phases.as_dict()
         assert step["recall"] == 1.0
         assert "build_wall_ms" in step and "summary" in step
-    assert "environment" in data and "git_commit" in data
+    assert "environment" in data and "git_commit" in data and data["reference_sampling"] is None
+    assert all(step["query"]["single_row_sample"] and step["peak_rss_mb"] for step in data["steps"])
     for label in labels:
         assert label in captured.out
     assert "x)" in captured.out  # ratios against the step before
-
