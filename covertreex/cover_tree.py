@@ -24,6 +24,12 @@ from .threads import thread_limits
 from .tree import TreeArrays
 
 
+# Predecessor mode reorders runs of consecutive ids in space; a run is about 1/8 as long as
+# the ids before it. Longer runs give a block closer rows, but rows of more different limits
+# (perf/README.md, "Coherent query blocks").
+COHERENT_RUN_GROWTH = 8
+
+
 def _make_metric(runtime: Runtime, data):
     if runtime.metric == "residual_correlation":
         if not isinstance(data, ResidualBackend):
@@ -193,10 +199,19 @@ class CoverTree:
         ``ids`` (q,) and coordinates ``qcoords`` (q, d); None for the pointwise traversal."""
         plan = self.runtime.plan.walk
         if plan.traversal == "blocked" and predecessor_mode:
-            # Residual distances prune little, while id limits do: a block of consecutive ids
-            # skips every subtree whose ids all exceed the block's, which saves more pairs
-            # than the spatial coherence of Hilbert blocks does.
-            return np.argsort(ids, kind="stable")
+            # Id limits prune much: rows of nearby ids share them, so runs of consecutive
+            # ids are walked together. Within a run, Hilbert order puts rows close in space
+            # side by side, so the halves a splitting block walks on (query_split) share
+            # their frontiers (docs/design.md, "Queries").
+            by_id = np.argsort(ids, kind="stable")
+            if not plan.split:
+                return by_id
+            # Runs grow with the ids before them, by about one part in COHERENT_RUN_GROWTH:
+            # the limits inside a run then differ by that share at most.
+            rank = np.arange(by_id.shape[0]) / plan.block
+            run = np.empty_like(by_id)
+            run[by_id] = np.floor(np.log1p(rank) / np.log1p(1.0 / COHERENT_RUN_GROWTH))
+            return np.lexsort((ids, hilbert_keys(qcoords), run))
         if plan.traversal == "blocked":
             # Neighbouring queries share most of their frontier: walk them in Hilbert order.
             return np.argsort(hilbert_keys(qcoords), kind="stable")

@@ -53,7 +53,10 @@ FORMAT = "covertreex.tree"
 VERSION = 1
 META = "__meta__"
 RUNTIME_SETTINGS = ("metric", "batch_size", "batch_order", "seed", "traversal", "query_block",
-                    "threads", "blas_threads", "float32_audit")
+                    "query_split", "threads", "blas_threads", "float32_audit")
+# Settings added after format version 1 was published: files written before them lack them,
+# and the tree loads with the setting's default.
+LATER_SETTINGS = ("query_split",)
 KERNELS = {"RBF": RBF, "Matern52": Matern52}
 _TREE_FIELDS = ("levels", "parents", "radii", "parent_dist", "child_ptr", "child_idx",
                 "min_id_below")
@@ -165,7 +168,7 @@ def _check_meta(meta, source: str) -> None:
 
 def _runtime(meta, source: str) -> Runtime:
     settings = meta["runtime"]
-    if sorted(settings) != sorted(RUNTIME_SETTINGS):
+    if not set(RUNTIME_SETTINGS) - set(LATER_SETTINGS) <= set(settings) <= set(RUNTIME_SETTINGS):
         raise ValueError(f"{source}: runtime settings {sorted(settings)}, expected "
                          f"{sorted(RUNTIME_SETTINGS)}")
     sources = meta.get("sources", [])

@@ -13,6 +13,7 @@ the thread guard); no other module reads ``Phases``. See docs/design.md, "Audit 
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass, field, replace
 
@@ -57,12 +58,14 @@ class TilePlan:
 class WalkPlan:
     """How traversals run. traversal: "pointwise" or "blocked"; nopython: blocked walks stay
     in Numba (else Python drives the loop and calls the tile per step); topk: bounded heaps
-    (else full sorts); block: rows per tile; workers: walk threads (None: the cores)."""
+    (else full sorts); block: rows per tile; split: smallest half a kNN block splits into
+    (0: blocks walk whole); workers: walk threads (None: the cores)."""
 
     traversal: str
     nopython: bool
     topk: bool
     block: int
+    split: int
     workers: int | None
 
 
@@ -105,6 +108,7 @@ _DEFAULTS = {
     "seed": 42,
     "traversal": None,
     "query_block": 256,
+    "query_split": 16,
     "threads": None,
     "blas_threads": None,
     "float32_audit": False,
@@ -125,6 +129,13 @@ class Runtime:
                  or "blocked" (a block of points walks together and evaluates its joint
                  frontier as one tile; the only traversal of the residual metric)
     query_block: rows per tile in blocked traversals
+    query_split: coherent query blocks. A block of the blocked kNN traversal whose two halves
+                 would each visit much less than their joint frontier walks on as two halves,
+                 down to halves of query_split rows; predecessor-mode rows are walked in
+                 Hilbert order within runs of consecutive ids (each about 1/8 as long as the
+                 ids before it), so that halves are close in space. 0 turns both off: blocks
+                 walk whole, and predecessor-mode blocks are consecutive ids (docs/design.md,
+                 "Queries"). Only the nopython walk splits
     threads:     Numba threads under the thread guard, and worker threads of blocked walks,
                  which run that many blocks side by side (None: the cores available, as
                  scipy's workers=-1)
@@ -141,6 +152,7 @@ class Runtime:
     seed: int | None = None
     traversal: str | None = None
     query_block: int | None = None
+    query_split: int | None = None
     threads: int | None = None
     blas_threads: int | None = None
     float32_audit: bool | None = None
@@ -219,6 +231,11 @@ class Runtime:
             )
         as_positive_int(self.batch_size, "batch_size")
         as_positive_int(self.query_block, "query_block")
+        split = self.query_split
+        if isinstance(split, bool) or not isinstance(split, numbers.Integral):
+            raise TypeError(f"query_split must be an integer >= 0 (0: whole blocks), got {split!r}")
+        if split < 0:
+            raise ValueError(f"query_split must be >= 0 (0: whole blocks), got {split}")
         for name in ("threads", "blas_threads"):
             if getattr(self, name) is not None:
                 as_positive_int(getattr(self, name), name)
@@ -234,7 +251,8 @@ class Runtime:
                            float32_staging=ph.float32_staging and ph.block_gemm,
                            float32_audit=self.float32_audit),
             walk=WalkPlan(traversal=self.traversal, nopython=ph.nopython_chunk_loop,
-                          topk=ph.topk_selection, block=self.query_block, workers=self.threads),
+                          topk=ph.topk_selection, block=self.query_block, split=self.query_split,
+                          workers=self.threads),
             insert=InsertPlan(batch_size=self.batch_size, batch_order=self.batch_order,
                               seed=self.seed, pairwise_reuse=ph.pairwise_reuse),
             guard=GuardPlan(enabled=ph.thread_guard,

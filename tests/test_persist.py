@@ -33,8 +33,8 @@ def trees(points):
     rbf = rbf_backend(points, 48)
     matern = matern_backend(points, 40, lengthscale=(0.5, 1.0, 2.0), variance=1.5)
     odd = Runtime(metric="residual_correlation", phases=Phases(float32_staging=False),
-                  batch_size=64, batch_order="random", seed=7, query_block=100, threads=2,
-                  blas_threads=1)
+                  batch_size=64, batch_order="random", seed=7, query_block=100, query_split=3,
+                  threads=2, blas_threads=1)
     return {
         "euclidean-pointwise": CoverTree(Runtime()).fit(points),
         "euclidean-blocked": CoverTree(Runtime(traversal="blocked", query_block=64)).fit(points),
@@ -347,3 +347,18 @@ def test_shared_fixture_trees_round_trip(tmp_path):
     loaded = CoverTree.load(_saved(tree, tmp_path))
     np.testing.assert_array_equal(loaded.arrays.levels, tree.arrays.levels)
     assert_same_answers(tree, loaded)
+
+
+def test_a_file_written_before_query_split_loads_with_its_default(trees, tmp_path):
+    """query_split came after format version 1: such a file lacks it and loads with the
+    default, answering as the saved tree did."""
+    tree = trees["residual-rbf"]
+    meta, arrays = _entries(tree)
+    del meta["runtime"]["query_split"]
+    meta["sources"] = [s for s in meta["sources"] if s[0] != "query_split"]
+    loaded = CoverTree.load(_write(tmp_path / "old.npz", meta, arrays))
+    assert loaded.runtime.query_split == Runtime().query_split
+    np.testing.assert_array_equal(loaded.knn(None, 5), tree.knn(None, 5))
+    meta["runtime"]["query_bloc"] = 3  # a misspelt setting is still refused
+    with pytest.raises(ValueError, match="runtime settings"):
+        CoverTree.load(_write(tmp_path / "bad.npz", meta, arrays))

@@ -28,7 +28,7 @@ def walk_block(pool, qdata, mode, tree, rows, state, workspace, counters) -> int
     if plan.nopython:
         kernel = specialise(walk_block_kernel, metric.kernels)
         return kernel(qdata, metric.data, tree, rows, state, mode, plan.topk, metric.prune_slack,
-                      workspace, counters)
+                      plan.split if mode == KNN else 0, workspace, counters)
     # Pre-audit shape: Python drives the loop and calls the tile provider per step.
     nodes = np.full(1, tree.root, dtype=np.int64)
     active = initial_active(mode, tree, rows.limit)

@@ -75,21 +75,66 @@ def tile_thresholds(mode, nodes, tree, slack, hd, b):
     return row_thr, col_thr
 
 
+# A part splits when its halves' frontiers add up to at most this many times its own: at
+# least 5 % fewer pairs. Each half's tile is a smaller GEMM, so a split that saves almost
+# nothing would cost more than it saves (perf/README.md, "Coherent query blocks").
+SPLIT_RATIO = 1.9
+
+
+@njit(cache=True, nogil=True)
+def used_columns(active, lo, hi):
+    """(f,) bool: the frontier columns of active (b, f) that some row in [lo, hi) visits."""
+    used = np.zeros(active.shape[1], dtype=np.bool_)
+    for r in range(lo, hi):
+        for c in range(active.shape[1]):
+            used[c] |= active[r, c]
+    return used
+
+
+@njit(cache=True, nogil=True)
+def half_frontier(nodes, active, used, lo, hi):
+    """The frontier (nodes, active) of rows [lo, hi) of active (b, f), whose used columns
+    are ``used`` (f,) bool."""
+    cols = np.flatnonzero(used)
+    return nodes[cols], np.ascontiguousarray(active[lo:hi][:, cols])
+
+
 @template()
-def walk_block_kernel(qdata, tdata, tree, rows, state, mode, topk, slack, workspace, counters):
+def walk_block_kernel(qdata, tdata, tree, rows, state, mode, topk, slack, split, workspace,
+                      counters):
     """Walk one block of rows (a ``Rows`` of b rows) through ``tree`` (a TreeView) to the
     end, filling ``state`` (a ``WalkState``); returns the pairs evaluated. ``workspace`` is
-    the metric's scratch for ``tile_kernel``, owned by the calling thread."""
-    nodes = np.full(1, tree.root, dtype=np.int64)
-    active = initial_active(mode, tree, rows.limit)
+    the metric's scratch for ``tile_kernel``, owned by the calling thread. split > 0: a part
+    of at least 2 * split rows whose halves would each visit much less than the part's whole
+    frontier walks on as two halves, so rows far apart in the metric stop paying for one
+    another's frontier; rows should come in an order that keeps halves coherent. Every
+    row's flags are its own, so a part visits exactly what its rows would visit alone."""
     b = rows.ids.shape[0]
+    stack = [(0, b, np.full(1, tree.root, dtype=np.int64), initial_active(mode, tree, rows.limit))]
     pairs = 0
-    while nodes.shape[0] > 0:
-        row_thr, col_thr = tile_thresholds(mode, nodes, tree, slack, state.hd, b)
-        dist = tile_kernel(qdata, tdata, rows.ids, nodes, active, row_thr, col_thr, workspace,
-                           counters)
+    while len(stack) > 0:
+        lo, hi, nodes, active = stack.pop()
+        if nodes.shape[0] == 0:
+            continue
+        if split > 0 and hi - lo >= 2 * split:
+            mid = (hi - lo) // 2
+            used_lo = used_columns(active, 0, mid)
+            used_hi = used_columns(active, mid, hi - lo)
+            if used_lo.sum() + used_hi.sum() <= SPLIT_RATIO * nodes.shape[0]:
+                n_hi, a_hi = half_frontier(nodes, active, used_hi, mid, hi - lo)
+                stack.append((lo + mid, hi, n_hi, a_hi))
+                n_lo, a_lo = half_frontier(nodes, active, used_lo, 0, mid)
+                stack.append((lo, lo + mid, n_lo, a_lo))  # walked next: depth first
+                continue
+        part = Rows(rows.ids[lo:hi], rows.exclude[lo:hi], rows.limit[lo:hi])
+        own = WalkState(state.best[lo:hi], state.parent[lo:hi], state.pdist[lo:hi],
+                        state.hd[lo:hi], state.hi[lo:hi])
+        row_thr, col_thr = tile_thresholds(mode, nodes, tree, slack, own.hd, hi - lo)
+        dist = tile_kernel(qdata, tdata, part.ids, nodes, active, row_thr, col_thr,
+                           workspace, counters)
         pairs += dist.size
-        bound = visit_tile(mode, topk, dist, nodes, active, rows, tree.levels, state)
+        bound = visit_tile(mode, topk, dist, nodes, active, part, tree.levels, own)
         nodes, active = expand_frontier(tree, dist, nodes, active, bound, mode == SCAN,
-                                        rows.limit, slack)
+                                        part.limit, slack)
+        stack.append((lo, hi, nodes, active))
     return pairs
