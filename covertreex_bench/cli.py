@@ -59,8 +59,9 @@ PASS/FAIL verdict per threshold of the thresholds file (the one shipped with cov
 or --thresholds PATH).
 
 Before anything is timed, Numba is warmed up on a tiny instance of the same metric and phases;
-the warm-up time is reported on its own. Progress of long builds goes to stderr; the tables go
-to stdout."""
+the warm-up time is reported on its own. Every long phase (data and backend, build, queries,
+the single-row sample and the reference) shows a progress line with an ETA on stderr when it
+is a terminal, and nothing otherwise; the tables go to stdout."""
 
 BENCH_EPILOG = """\
 presets:
@@ -107,6 +108,18 @@ dask (pip install 'covertreex[dask]'; docs/distributed.md):
   threads, are the baseline. The printed and recorded query figures, recall and telemetry
   are then the cluster's; the JSON's "dask" entry names the workers, the bytes each holds,
   and the query speed-up over the local queries.
+
+reference (--check):
+  The float64 brute force of covertreex.reference on the same queries, on the same cores.
+  vecchia-65k and vecchia-131k run it on every 4th and 8th block of 256 ids only: its time
+  is scaled up by the block sizes to the whole job, recall is checked on those rows, and
+  the output and the JSON's "reference_sampling" say so. Residual presets also walk a
+  sample of rows one at a time, for the blocked / single-row pairs figure.
+
+query figures (JSON "query"): pairs per row and against the brute force's, tile ms (thread
+  time), the tiles' GFLOP/s against a DGEMM of the tile's shape timed in the same run
+  (gemm_share), blocked / single-row pairs, and peak_rss_mb (the process's peak after the
+  build and queries, before the reference).
 
 exit status: 0 every verdict PASS (or SKIP), 1 a verdict FAILs or the run failed,
 2 a bad request (unknown preset or phase, bad path, ...).
@@ -168,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="build and query N times, report medians (default 1)")
     bench.add_argument("--check", action="store_true",
                        help="compute recall against the float64 brute-force reference "
-                            "(covertreex.reference) and print the reference's own time")
+                            "(covertreex.reference; sampled for vecchia-65k/131k, see "
+                            "'reference' below) and print the reference's own time")
     bench.add_argument("--json", metavar="PATH", help="write every figure to PATH as one JSON object")
     bench.add_argument("--log", metavar="PATH", help="write the per-batch telemetry JSON lines to PATH")
     bench.add_argument("--threads", type=_positive_int, metavar="N",

@@ -1,31 +1,45 @@
-"""How many pairs an exact residual kNN walk needs per row in predecessor mode (vecchia-d3).
+"""Pairs per row and query time of predecessor kNN for several query_split settings
+(coherent blocks, docs/design.md, "Queries"), against single-row walks.
 
-    .venv/bin/python perf/vecchia_pairs.py [--n 32768] [--rows 256]
+    .venv/bin/python perf/vecchia_pairs.py [--n 65536] [--rows 8192] [--rounds 5]
+                                           [--splits 0 16 64]
 
-Builds the vecchia-d3 tree (or a scaled copy), then queries a sample of ids with predecessor
-mode at several block sizes. With blocks of one row, the pairs evaluated are what the tree's
-pruning leaves for that row alone: the floor of any blocked walk over this tree. The
-triangular brute force needs i pairs for row i, so the printed ratio is how far below the
-brute force's pair count the tree can go.
+Builds the vecchia-d3 tree (or a scaled copy) once and queries the top ``--rows`` ids (the
+dearest rows of the job, each with a limit near n) in predecessor mode:
+
+- one row per block on a sample of them: the pairs the tree's pruning leaves a row alone
+  (the floor of any blocked walk), which are also the pairs a blocked walk flags for it;
+- blocks of 256 with each query_split in ``--splits`` (0: whole blocks in id order), taking
+  turns in every round so that machine load falls on each alike.
+
+Prints pairs per row (and against single rows and the brute force's), the median query wall,
+and the ratio of each setting's wall to the first setting's with its 95 % bootstrap interval
+(``covertreex_bench.gate.decide``). Every setting must answer the same ids.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 import warnings
 from dataclasses import replace
 
 import numpy as np
 
 from covertreex import CoverTree
+from covertreex_bench.gate import decide
 from covertreex_bench.runtime import make_runtime
 from covertreex_bench.workloads import get_preset, load_workload, scaled
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=32768, help="points (default: the preset's 32768)")
-    parser.add_argument("--rows", type=int, default=256, help="sampled query ids (default 256)")
+    parser.add_argument("--n", type=int, default=65536, help="points (default 65536)")
+    parser.add_argument("--rows", type=int, default=8192, help="top ids queried (default 8192)")
+    parser.add_argument("--single", type=int, default=256,
+                        help="rows sampled for single-row walks (default 256)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (default 5)")
+    parser.add_argument("--splits", type=int, nargs="+", default=[0, 16, 64])
     args = parser.parse_args()
     warnings.simplefilter("ignore", RuntimeWarning)  # the thread-guard note
     preset = get_preset("vecchia-d3")
@@ -33,15 +47,34 @@ def main() -> None:
         preset = scaled(preset, args.n)
     work = load_workload(preset)
     tree = CoverTree(make_runtime(preset)).fit(work.backend)
-    ids = np.sort(np.random.default_rng(0).choice(preset.n, args.rows, replace=False))
-    print(f"{preset.name}: k={preset.k}, {args.rows} sampled ids, mean id {ids.mean():.0f} "
-          f"(the brute force evaluates that many pairs per row)")
-    for block in (1, 16, 256):
-        sized = replace(tree, runtime=replace(tree.runtime, query_block=block))
-        _, _, report = sized.knn_report(ids, k=preset.k, predecessor_mode=True)
-        per_row = report.pairs_evaluated / args.rows
-        print(f"  blocks of {block:3d} rows: {per_row:8.0f} pairs per row, "
-              f"{per_row / ids.mean():.2f}x the brute force's")
+    ids = np.arange(preset.n - args.rows, preset.n)
+    sample = np.sort(np.random.default_rng(0).choice(ids, args.single, replace=False))
+    single = replace(tree, runtime=replace(tree.runtime, query_block=1))
+    floor = single.knn_report(sample, preset.k, predecessor_mode=True)[2].pairs_evaluated
+    floor /= args.single
+    print(f"{preset.name}: top {args.rows} ids, mean id {ids.mean():.0f} (the brute force's "
+          f"pairs per row); single-row walks on {args.single} of them: {floor:.0f} pairs per row")
+    trees = {s: replace(tree, runtime=replace(tree.runtime, query_split=s)) for s in args.splits}
+    walls = {s: [] for s in args.splits}
+    pairs, first = {}, None
+    for r in range(args.rounds + 1):  # round 0 warms up and is not timed
+        for s in (args.splits if r % 2 else args.splits[::-1]):
+            start = time.perf_counter()
+            idx, _, report = trees[s].knn_report(ids, preset.k, predecessor_mode=True)
+            if r:
+                walls[s].append(time.perf_counter() - start)
+            pairs[s] = report.pairs_evaluated / args.rows
+            first = idx if first is None else first
+            if not np.array_equal(idx, first):
+                raise SystemExit(f"query_split={s} answered differently from the first setting")
+    base = args.splits[0]
+    for s in args.splits:
+        d = decide("wall", walls[base], walls[s], 1.0, 0.05)
+        ratio = "" if s == base else (f", {d.ratio:.3f}x query_split={base}'s "
+                                      f"(95% CI {d.ci_low:.3f}-{d.ci_high:.3f})")
+        print(f"  query_split={s:<4d} {pairs[s]:8.0f} pairs per row, {pairs[s] / floor:.2f}x "
+              f"single rows, {pairs[s] / ids.mean():.2f}x the brute force; median wall "
+              f"{np.median(walls[s]):.2f} s{ratio}")
 
 
 if __name__ == "__main__":
