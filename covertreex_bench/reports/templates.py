@@ -37,6 +37,7 @@ td { max-width: 520px; overflow-wrap: break-word; }
 td.bad, td.fail { background: var(--bad); color: var(--badfg); font-weight: 600; }
 td.good, td.pass { background: var(--good); color: var(--goodfg); }
 td.skip { background: var(--skip); }
+td.goal { background: var(--skip); font-style: italic; }
 td.hl { font-weight: 600; }
 .empty { border: 1px dashed #c9ced6; background: #fafbfc; padding: 6px 14px; margin: 6px 0 14px;
          color: var(--muted); }
