@@ -86,10 +86,15 @@ def offer_tile(dist, nodes, active, exclude, limit, hd, hi):
     """Offer every active (row, node) pair of a frontier tile: dist, active (b, f)."""
     b, f = dist.shape
     for r in range(b):
+        # Most pairs lose to the row's current k-th distance: one comparison turns them away
+        # before the id checks and the heap (heap_offer repeats it with the id tie-break).
+        worst = hd[r, 0]
         for c in range(f):
-            g = nodes[c]
-            if active[r, c] and g != exclude[r] and g < limit[r]:
-                heap_offer(hd, hi, r, dist[r, c], g)
+            if active[r, c] and dist[r, c] <= worst:
+                g = nodes[c]
+                if g != exclude[r] and g < limit[r]:
+                    heap_offer(hd, hi, r, dist[r, c], g)
+                    worst = hd[r, 0]
 
 
 @njit(cache=True, nogil=True)
