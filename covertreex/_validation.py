@@ -100,6 +100,13 @@ def as_positive_float(value, name: str) -> float:
 _KNN_ENTRY_BYTES = 32
 
 
+def as_progress(progress, args: str):
+    """``progress`` if it is None or callable; ``args`` names its arguments in the TypeError."""
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable({args}) or None, got {progress!r}")
+    return progress
+
+
 def as_k(value, q: int, n: int) -> int:
     """Return ``value`` as the k of a kNN call over q queries and n points, before anything
     is allocated: a positive int whose (q, k) results fit in this machine's memory."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import persist
-from ._validation import as_ids, as_k, as_points
+from ._validation import as_ids, as_k, as_points, as_progress
 from .engine.layout import Layout, make_layout
 from .engine.walk import Rows
 from .insert.insert import build_tree
@@ -55,13 +55,6 @@ def _as_flag(value, name: str) -> bool:
     return bool(value)
 
 
-def _as_progress(progress, args: str):
-    """``progress`` if it is None or callable; ``args`` names its arguments in the TypeError."""
-    if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be a callable({args}) or None, got {progress!r}")
-    return progress
-
-
 @dataclass(frozen=True, eq=False)
 class CoverTree:
     """Exact kNN index over a compressed cover tree.
@@ -93,7 +86,7 @@ class CoverTree:
         only ``build_wall_ms`` is kept. It exists to measure what recording costs.
         """
         telemetry = _as_flag(telemetry, "telemetry")
-        progress = _as_progress(progress, "placed, n")
+        progress = as_progress(progress, "placed, n")
         metric, coords = _make_metric(self.runtime, data)
         plan = self.runtime.plan
         with thread_limits(plan.guard):
@@ -170,7 +163,7 @@ class CoverTree:
         start = time.perf_counter()
         self._fitted()
         predecessor_mode = _as_flag(predecessor_mode, "predecessor_mode")
-        progress = _as_progress(progress, "done, q")
+        progress = as_progress(progress, "done, q")
         qdata, rows, qcoords = self._query_rows(queries, predecessor_mode)
         k = as_k(k, rows.ids.shape[0], self.arrays.n)
         perm = self._walk_order(rows.ids, qcoords, predecessor_mode)

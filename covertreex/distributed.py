@@ -34,8 +34,8 @@ import numpy as np
 from dask.sizeof import sizeof
 from distributed import as_completed
 
-from ._validation import as_k, as_positive_int
-from .cover_tree import CoverTree, _as_flag, _as_progress
+from ._validation import as_k, as_positive_int, as_progress
+from .cover_tree import CoverTree, _as_flag
 from .telemetry import QueryReport
 
 __all__ = ["DistributedKnnError", "knn", "knn_report", "merge_reports", "scatter_tree"]
@@ -122,7 +122,7 @@ def knn_report(tree: CoverTree, queries, k, *, client, predecessor_mode: bool = 
     n = tree._fitted().n
     predecessor_mode = _as_flag(predecessor_mode, "predecessor_mode")
     return_blocks = _as_flag(return_blocks, "return_blocks")
-    progress = _as_progress(progress, "done, q")
+    progress = as_progress(progress, "done, q")
     retries = int(retries)
     qdata, rows, qcoords = tree._query_rows(queries, predecessor_mode)
     q = rows.ids.shape[0]

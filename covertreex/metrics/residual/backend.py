@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import cho_factor, solve_triangular
 
-from ..._validation import as_points, as_positive_float, as_positive_int
+from ..._validation import as_points, as_positive_float, as_positive_int, as_progress
 from ...kernels import RBF, Matern52
 
 P_FLOOR = 1e-9
@@ -140,8 +140,7 @@ def build_residual_backend(
     jitter = as_positive_float(jitter, "jitter")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an integer, got {seed!r}")
-    if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be a callable(done, n) or None, got {progress!r}")
+    progress = as_progress(progress, "done, n")
     n = coords.shape[0]
     if inducing_count is None:
         inducing_count = min(DEFAULT_INDUCING, n)
