@@ -17,10 +17,11 @@ from .metrics.euclidean import EuclideanMetric
 from .metrics.residual.backend import ResidualBackend
 from .metrics.residual.metric import ResidualMetric
 from .query.knn import knn_search
+from .query.seeds import seed_candidates
 from .runtime import Runtime
 from .telemetry import (KP_MS, KP_PAIRS, WB_MS, WB_PAIRS, BuildReport, QueryReport, new_counters,
                         settle)
-from .threads import thread_limits
+from .threads import default_threads, thread_limits
 from .tree import TreeArrays
 
 
@@ -167,7 +168,7 @@ class CoverTree:
         qdata, rows, qcoords = self._query_rows(queries, predecessor_mode)
         k = as_k(k, rows.ids.shape[0], self.arrays.n)
         perm = self._walk_order(rows.ids, qcoords, predecessor_mode)
-        return self._search(qdata, rows, perm, k, predecessor_mode, start, progress)
+        return self._search(qdata, rows, qcoords, perm, k, predecessor_mode, start, progress)
 
     def _knn_report_block(self, queries, k, *, predecessor_mode: bool = False,
                           own_ids: bool = False):
@@ -181,11 +182,12 @@ class CoverTree:
         arrays = self._fitted()
         predecessor_mode = _as_flag(predecessor_mode, "predecessor_mode")
         if own_ids:
-            qdata, rows, _ = self._id_rows(as_ids(queries, "queries", arrays.n), predecessor_mode)
+            qdata, rows, qcoords = self._id_rows(as_ids(queries, "queries", arrays.n),
+                                                 predecessor_mode)
         else:
-            qdata, rows, _ = self._query_rows(queries, predecessor_mode)
+            qdata, rows, qcoords = self._query_rows(queries, predecessor_mode)
         k = as_k(k, rows.ids.shape[0], arrays.n)
-        return self._search(qdata, rows, None, k, predecessor_mode, start)
+        return self._search(qdata, rows, qcoords, None, k, predecessor_mode, start)
 
     def _walk_order(self, ids, qcoords, predecessor_mode: bool):
         """The order (q,) int64 in which the blocked traversal takes rows with dataset ids
@@ -210,18 +212,26 @@ class CoverTree:
             return np.argsort(hilbert_keys(qcoords), kind="stable")
         return None
 
-    def _search(self, qdata, rows, perm, k, predecessor_mode: bool, start: float, progress=None):
-        """knn_report's search for the validated k nearest of ``rows`` (a ``Rows``) taken in
-        the order ``perm`` (or as given), reporting to ``progress``; results in the rows'
-        order."""
+    def _search(self, qdata, rows, qcoords, perm, k, predecessor_mode: bool, start: float,
+                progress=None):
+        """knn_report's search for the validated k nearest of ``rows`` (a ``Rows``, with
+        coordinates qcoords (q, d)) taken in the order ``perm`` (or as given), reporting to
+        ``progress``; results in the rows' order."""
         arrays = self.arrays
         plan = self.runtime.plan.walk
         if perm is not None:
             rows = Rows(*(a[perm] for a in rows))
+            qcoords = qcoords[perm]
         counters = new_counters()
         with thread_limits(self.runtime.plan.guard):
+            seeds = None
+            if plan.traversal == "blocked" and plan.seeds:
+                # Seeds depend on each row alone, so any cut of the rows into blocks or Dask
+                # partitions walks from the same heaps.
+                seeds = seed_candidates(self._coords, qcoords, rows.limit, rows.exclude,
+                                        plan.seeds * k, plan.workers or default_threads())
             (idx, dist), pairs = knn_search(plan, arrays.view(), self.layout, self.metric, qdata,
-                                            rows, k, counters, progress)
+                                            rows, k, counters, progress, seeds)
         settle(counters)
         if perm is not None:
             inv = np.empty_like(perm)

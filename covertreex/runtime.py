@@ -59,13 +59,15 @@ class WalkPlan:
     """How traversals run. traversal: "pointwise" or "blocked"; nopython: blocked walks stay
     in Numba (else Python drives the loop and calls the tile per step); topk: bounded heaps
     (else full sorts); block: rows per tile; split: smallest half a kNN block splits into
-    (0: blocks walk whole); workers: walk threads (None: the cores)."""
+    (0: blocks walk whole); seeds: seeded heap entries per neighbour asked for (0: none);
+    workers: walk threads (None: the cores)."""
 
     traversal: str
     nopython: bool
     topk: bool
     block: int
     split: int
+    seeds: int
     workers: int | None
 
 
@@ -109,6 +111,7 @@ _DEFAULTS = {
     "traversal": None,
     "query_block": 256,
     "query_split": 16,
+    "query_seeds": 2,
     "threads": None,
     "blas_threads": None,
     "float32_audit": False,
@@ -136,6 +139,11 @@ class Runtime:
                  ids before it), so that halves are close in space. 0 turns both off: blocks
                  walk whole, and predecessor-mode blocks are consecutive ids (docs/design.md,
                  "Queries"). Only the nopython walk splits
+    query_seeds: seeded heaps. Before a blocked kNN walk, each row's heap is filled with the
+                 exact distances to its query_seeds * k nearest admissible points in
+                 coordinate space (a k-d tree over the tree's coordinates), so the walk
+                 prunes with a near-final k-th distance from its first level. 0 turns it off.
+                 Results do not depend on it (docs/design.md, "Queries")
     threads:     Numba threads under the thread guard, and worker threads of blocked walks,
                  which run that many blocks side by side (None: the cores available, as
                  scipy's workers=-1)
@@ -153,6 +161,7 @@ class Runtime:
     traversal: str | None = None
     query_block: int | None = None
     query_split: int | None = None
+    query_seeds: int | None = None
     threads: int | None = None
     blas_threads: int | None = None
     float32_audit: bool | None = None
@@ -231,11 +240,12 @@ class Runtime:
             )
         as_positive_int(self.batch_size, "batch_size")
         as_positive_int(self.query_block, "query_block")
-        split = self.query_split
-        if isinstance(split, bool) or not isinstance(split, numbers.Integral):
-            raise TypeError(f"query_split must be an integer >= 0 (0: whole blocks), got {split!r}")
-        if split < 0:
-            raise ValueError(f"query_split must be >= 0 (0: whole blocks), got {split}")
+        for name, zero in (("query_split", "whole blocks"), ("query_seeds", "no seeds")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"{name} must be an integer >= 0 (0: {zero}), got {value!r}")
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0 (0: {zero}), got {value}")
         for name in ("threads", "blas_threads"):
             if getattr(self, name) is not None:
                 as_positive_int(getattr(self, name), name)
@@ -252,7 +262,7 @@ class Runtime:
                            float32_audit=self.float32_audit),
             walk=WalkPlan(traversal=self.traversal, nopython=ph.nopython_chunk_loop,
                           topk=ph.topk_selection, block=self.query_block, split=self.query_split,
-                          workers=self.threads),
+                          seeds=self.query_seeds, workers=self.threads),
             insert=InsertPlan(batch_size=self.batch_size, batch_order=self.batch_order,
                               seed=self.seed, pairwise_reuse=ph.pairwise_reuse),
             guard=GuardPlan(enabled=ph.thread_guard,

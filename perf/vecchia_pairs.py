@@ -1,16 +1,19 @@
-"""Pairs per row and query time of predecessor kNN for several query_split settings
-(coherent blocks, docs/design.md, "Queries"), against single-row walks.
+"""Pairs per row and query time of predecessor kNN for several query_split and query_seeds
+settings (coherent blocks and seeded heaps, docs/design.md, "Queries"), against single-row
+walks.
 
     .venv/bin/python perf/vecchia_pairs.py [--n 65536] [--rows 8192] [--rounds 5]
-                                           [--splits 0 16 64]
+                                           [--splits 0 16 64] [--seeds 2]
 
 Builds the vecchia-d3 tree (or a scaled copy) once and queries the top ``--rows`` ids (the
 dearest rows of the job, each with a limit near n) in predecessor mode:
 
-- one row per block on a sample of them: the pairs the tree's pruning leaves a row alone
-  (the floor of any blocked walk), which are also the pairs a blocked walk flags for it;
-- blocks of 256 with each query_split in ``--splits`` (0: whole blocks in id order), taking
-  turns in every round so that machine load falls on each alike.
+- one row per block on a sample of them, for each query_seeds in ``--seeds``: the pairs the
+  tree's pruning leaves a row alone (the floor of any blocked walk with those seeds), which
+  are also the pairs a blocked walk flags for it;
+- blocks of 256 with each query_split in ``--splits`` (0: whole blocks in id order) and each
+  query_seeds in ``--seeds`` (0: empty heaps), taking turns in every round so that machine
+  load falls on each alike.
 
 Prints pairs per row (and against single rows and the brute force's), the median query wall,
 and the ratio of each setting's wall to the first setting's with its 95 % bootstrap interval
@@ -40,6 +43,8 @@ def main() -> None:
                         help="rows sampled for single-row walks (default 256)")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds (default 5)")
     parser.add_argument("--splits", type=int, nargs="+", default=[0, 16, 64])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[2],
+                        help="query_seeds settings (default 2, the library's)")
     args = parser.parse_args()
     warnings.simplefilter("ignore", RuntimeWarning)  # the thread-guard note
     preset = get_preset("vecchia-d3")
@@ -49,32 +54,39 @@ def main() -> None:
     tree = CoverTree(make_runtime(preset)).fit(work.backend)
     ids = np.arange(preset.n - args.rows, preset.n)
     sample = np.sort(np.random.default_rng(0).choice(ids, args.single, replace=False))
-    single = replace(tree, runtime=replace(tree.runtime, query_block=1))
-    floor = single.knn_report(sample, preset.k, predecessor_mode=True)[2].pairs_evaluated
-    floor /= args.single
+    floor = {}
+    for sd in args.seeds:
+        single = replace(tree, runtime=replace(tree.runtime, query_block=1, query_seeds=sd))
+        report = single.knn_report(sample, preset.k, predecessor_mode=True)[2]
+        floor[sd] = report.pairs_evaluated / args.single
     print(f"{preset.name}: top {args.rows} ids, mean id {ids.mean():.0f} (the brute force's "
-          f"pairs per row); single-row walks on {args.single} of them: {floor:.0f} pairs per row")
-    trees = {s: replace(tree, runtime=replace(tree.runtime, query_split=s)) for s in args.splits}
-    walls = {s: [] for s in args.splits}
+          f"pairs per row); single-row walks on {args.single} of them: "
+          + ", ".join(f"{floor[sd]:.0f} pairs per row with query_seeds={sd}" for sd in args.seeds))
+    settings = [(sp, sd) for sd in args.seeds for sp in args.splits]
+    trees = {(sp, sd): replace(tree, runtime=replace(tree.runtime, query_split=sp, query_seeds=sd))
+             for sp, sd in settings}
+    walls = {key: [] for key in settings}
     pairs, first = {}, None
     for r in range(args.rounds + 1):  # round 0 warms up and is not timed
-        for s in (args.splits if r % 2 else args.splits[::-1]):
+        for key in (settings if r % 2 else settings[::-1]):
             start = time.perf_counter()
-            idx, _, report = trees[s].knn_report(ids, preset.k, predecessor_mode=True)
+            idx, _, report = trees[key].knn_report(ids, preset.k, predecessor_mode=True)
             if r:
-                walls[s].append(time.perf_counter() - start)
-            pairs[s] = report.pairs_evaluated / args.rows
+                walls[key].append(time.perf_counter() - start)
+            pairs[key] = report.pairs_evaluated / args.rows
             first = idx if first is None else first
             if not np.array_equal(idx, first):
-                raise SystemExit(f"query_split={s} answered differently from the first setting")
-    base = args.splits[0]
-    for s in args.splits:
-        d = decide("wall", walls[base], walls[s], 1.0, 0.05)
-        ratio = "" if s == base else (f", {d.ratio:.3f}x query_split={base}'s "
-                                      f"(95% CI {d.ci_low:.3f}-{d.ci_high:.3f})")
-        print(f"  query_split={s:<4d} {pairs[s]:8.0f} pairs per row, {pairs[s] / floor:.2f}x "
-              f"single rows, {pairs[s] / ids.mean():.2f}x the brute force; median wall "
-              f"{np.median(walls[s]):.2f} s{ratio}")
+                raise SystemExit(f"query_split={key[0]}, query_seeds={key[1]} answered "
+                                 "differently from the first setting")
+    base = settings[0]
+    for key in settings:
+        sp, sd = key
+        d = decide("wall", walls[base], walls[key], 1.0, 0.05)
+        ratio = "" if key == base else (f", {d.ratio:.3f}x the first setting's "
+                                        f"(95% CI {d.ci_low:.3f}-{d.ci_high:.3f})")
+        print(f"  query_split={sp:<4d} query_seeds={sd}: {pairs[key]:8.0f} pairs per row, "
+              f"{pairs[key] / floor[sd]:.2f}x single rows, {pairs[key] / ids.mean():.2f}x the "
+              f"brute force; median wall {np.median(walls[key]):.2f} s{ratio}")
 
 
 if __name__ == "__main__":

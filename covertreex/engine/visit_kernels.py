@@ -81,6 +81,16 @@ def heap_offer(hd, hi, r, d, g):
     hi[r, pos] = g
 
 
+@njit(nogil=True, inline="always")
+def held(hi, r, g):
+    """Whether row r of the heap ids hi (rows, k) holds id g: a seeded heap (see
+    covertreex.query.seeds) may already hold a point the walk reaches."""
+    for t in range(hi.shape[1]):
+        if hi[r, t] == g:
+            return True
+    return False
+
+
 @njit(cache=True, nogil=True)
 def offer_tile(dist, nodes, active, exclude, limit, hd, hi):
     """Offer every active (row, node) pair of a frontier tile: dist, active (b, f)."""
@@ -92,7 +102,7 @@ def offer_tile(dist, nodes, active, exclude, limit, hd, hi):
         for c in range(f):
             if active[r, c] and dist[r, c] <= worst:
                 g = nodes[c]
-                if g != exclude[r] and g < limit[r]:
+                if g != exclude[r] and g < limit[r] and not held(hi, r, g):
                     heap_offer(hd, hi, r, dist[r, c], g)
                     worst = hd[r, 0]
 
@@ -114,7 +124,7 @@ def merge_tile_sorted(dist, nodes, active, exclude, limit, hd, hi):
             m += 1
         for c in range(f):
             g = nodes[c]
-            if active[r, c] and g != exclude[r] and g < limit[r]:
+            if active[r, c] and g != exclude[r] and g < limit[r] and not held(hi, r, g):
                 cand_d[m] = dist[r, c]
                 cand_i[m] = g
                 m += 1

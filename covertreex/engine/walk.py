@@ -13,26 +13,34 @@ from ..telemetry import WALK_MS
 from ..threads import default_threads
 from .frontier_kernels import expand_frontier
 from .specialise import specialise
-from .walk_kernels import KNN, SCAN, Rows, WalkState, initial_active, visit_tile, walk_block_kernel
+from .walk_kernels import (KNN, SCAN, Rows, WalkState, initial_active, seed_block_kernel,
+                           visit_tile, walk_block_kernel)
 
 __all__ = ["KNN", "SCAN", "Rows", "WalkPool", "WalkState", "walk_block", "walk_blocks"]
 
 
-def walk_block(pool, qdata, mode, tree, rows, state, workspace, counters) -> int:
+def walk_block(pool, qdata, mode, tree, rows, state, workspace, counters, seeds=None) -> int:
     """Walk a block of rows (a ``Rows`` of b rows) through ``tree`` (a TreeView) with the
     metric and plan of ``pool``; fills ``state`` (a ``WalkState``: mode SCAN fills
     best/parent/pdist, mode KNN the heaps hd, hi) and returns the pairs evaluated.
     workspace: a ``metric.workspace`` of at least b rows that no other thread uses meanwhile.
+    seeds: None, or for mode KNN (b, s) int64 ids each row's empty heap is first filled
+    with (``seed_block_kernel``), so that the walk starts with a near-final k-th distance.
     """
     metric, plan = pool.metric, pool.plan
+    pairs = 0
+    if seeds is not None and seeds.shape[1] > 0:
+        seed = specialise(seed_block_kernel, metric.kernels)
+        pairs += seed(qdata, metric.data, rows.ids, seeds, state.hd, state.hi, workspace,
+                      counters)
     if plan.nopython:
         kernel = specialise(walk_block_kernel, metric.kernels)
-        return kernel(qdata, metric.data, tree, rows, state, mode, plan.topk, metric.prune_slack,
-                      plan.split if mode == KNN else 0, workspace, counters)
+        return pairs + kernel(qdata, metric.data, tree, rows, state, mode, plan.topk,
+                              metric.prune_slack, plan.split if mode == KNN else 0, workspace,
+                              counters)
     # Pre-audit shape: Python drives the loop and calls the tile provider per step.
     nodes = np.full(1, tree.root, dtype=np.int64)
     active = initial_active(mode, tree, rows.limit)
-    pairs = 0
     while nodes.shape[0]:
         dist = metric.tile(qdata, rows.ids, nodes, counters)
         pairs += dist.size
@@ -120,13 +128,14 @@ class WalkPool:
 
 
 def walk_blocks(pool, qdata, mode, tree, rows, state, counters, then=(),
-                progress=None) -> np.ndarray:
+                progress=None, seeds=None) -> np.ndarray:
     """Walk rows (a ``Rows`` of q rows) in blocks of ``pool.block`` rows on the threads of
     ``pool``. ``state`` is a ``WalkState`` of q rows (unused arrays empty); a block writes
     only its own slice of it. ``then``: more ``WalkPool.run`` tasks, queued behind the
     blocks, so a thread whose block ends early takes them up. Telemetry is summed over tasks
     into ``counters`` (see ``WalkPool.run``). progress: None or callable(done, q), called in
     this thread with the rows of the blocks completed so far as each block completes.
+    seeds: None or (q, s) int64 seed ids of the rows, for mode KNN (see ``walk_block``).
     Returns the pairs evaluated per block, (ceil(q / block),) int64.
     """
     q = rows.ids.shape[0]
@@ -137,10 +146,11 @@ def walk_blocks(pool, qdata, mode, tree, rows, state, counters, then=(),
         # The block's slice of each array; empty (unused) state arrays stay whole.
         own_rows = Rows(*(a[sl] for a in rows))
         own_state = WalkState(*(a[sl] if a.shape[0] == q else a for a in state))
+        own_seeds = None if seeds is None else seeds[sl]
 
         def task(workspace, task_counters):
             return walk_block(pool, qdata, mode, tree, own_rows, own_state, workspace,
-                              task_counters)
+                              task_counters, own_seeds)
         return task
 
     blocks = [walk(start) for start in range(0, q, block)]

@@ -13,7 +13,7 @@ from numba import njit
 
 from .frontier_kernels import expand_frontier, pow2
 from .specialise import template
-from .visit_kernels import claim_bounds, claim_tile, merge_tile_sorted, offer_tile
+from .visit_kernels import claim_bounds, claim_tile, heap_offer, merge_tile_sorted, offer_tile
 
 SCAN = 0
 KNN = 1
@@ -29,6 +29,31 @@ WalkState = namedtuple("WalkState", ["best", "parent", "pdist", "hd", "hi"])
 # walk_block_kernel is a template calling ``tile_kernel``, a metric's tile kernel, bound per
 # metric when covertreex.engine.specialise compiles it; this module-level name is never called.
 tile_kernel = None
+
+
+@template()
+def seed_block_kernel(qdata, tdata, ids, seeds, hd, hi, workspace, counters):
+    """Offer each row a of a block, ids (b,) int64, its exact distances to the points
+    seeds[a] (b, s) int64 (admissible and distinct ids, then -1 for none) in one tile a row,
+    before the walk (covertreex.query.seeds); hd, hi (b, k): the rows' empty heaps. Returns
+    the pairs evaluated. Seed tiles are exact (thresholds of +inf): their values stay in the
+    heaps."""
+    every = np.zeros((0, 0), dtype=np.bool_)
+    row_thr = np.full(1, np.inf)
+    pairs = 0
+    for a in range(ids.shape[0]):
+        m = 0
+        while m < seeds.shape[1] and seeds[a, m] >= 0:
+            m += 1
+        if m == 0:
+            continue
+        cols = seeds[a, :m]
+        dist = tile_kernel(qdata, tdata, ids[a:a + 1], cols, every, row_thr, np.full(m, np.inf),
+                           workspace, counters)
+        for c in range(m):
+            heap_offer(hd, hi, a, dist[0, c], cols[c])
+        pairs += m
+    return pairs
 
 
 @njit(cache=True, nogil=True)

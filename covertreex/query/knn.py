@@ -30,7 +30,7 @@ def sorted_results(hd: np.ndarray, hi: np.ndarray):
     return idx, dist
 
 
-def knn_search(plan, tree, layout, metric, qdata, rows, k, counters, progress=None):
+def knn_search(plan, tree, layout, metric, qdata, rows, k, counters, progress=None, seeds=None):
     """k nearest admissible tree nodes for each query row.
 
     plan: the ``WalkPlan``; tree: the fitted ``TreeView``; layout: the tree's ``Layout``
@@ -38,7 +38,9 @@ def knn_search(plan, tree, layout, metric, qdata, rows, k, counters, progress=No
     data; rows: a ``Rows`` of q rows of qdata. The blocked traversal walks blocks of
     ``plan.block`` rows on ``plan.workers`` threads. progress: None or callable(done, q),
     called in this thread as blocks complete (blocked) or after each slice of rows
-    (pointwise, see ``pointwise_slices``); the last call has done == q.
+    (pointwise, see ``pointwise_slices``); the last call has done == q. seeds: None or
+    (q, s) int64 ids that the blocked traversal fills each row's heap with first
+    (covertreex.query.seeds; admissible and distinct per row, then -1).
     Returns ((idx (q, k) int64, dist (q, k) float64) sorted by (dist, id),
     pairs (q,) int64 distances evaluated; the blocked traversal counts whole tiles, per
     block, on the block's first row).
@@ -64,7 +66,7 @@ def knn_search(plan, tree, layout, metric, qdata, rows, k, counters, progress=No
     workers = min(plan.workers or default_threads(), -(-q // block))
     with WalkPool(metric, plan, block, workers) as pool:
         pairs[::block] = walk_blocks(pool, qdata, KNN, tree, rows, state, counters,
-                                     progress=progress)
+                                     progress=progress, seeds=seeds)
     return sorted_results(hd, hi), pairs
 
 
