@@ -9,7 +9,9 @@ import pytest
 from covertreex import CoverTree, Phases, Runtime
 from covertreex.metrics.residual import build_residual_backend
 from covertreex.metrics.residual.metric import ResidualMetric, exact_thresholds
-from covertreex.metrics.residual.tile_kernels import TILE_CHUNK, residual_tile_kernel
+from covertreex.metrics.residual.tile_kernels import (DIRECT_GRAM_ROWS, TILE_CHUNK, finish_chunk,
+                                                      finish_dense, gram_direct,
+                                                      residual_tile_kernel)
 from covertreex.telemetry import KP_PAIRS, WB_PAIRS, new_counters, settle
 
 
@@ -60,11 +62,14 @@ def test_euclidean_blocked_results_do_not_depend_on_the_worker_count():
     assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[0][1], out[1][1])
 
 
+@pytest.mark.parametrize("nrows", [37, DIRECT_GRAM_ROWS + 21])
 @pytest.mark.parametrize("label", ["all", "baseline"])
-def test_chunked_nopython_tile_equals_the_python_tile(backend, label):
+def test_chunked_nopython_tile_equals_the_python_tile(backend, label, nrows):
+    """37 rows take the direct Gram (a partial step of four rows), more than DIRECT_GRAM_ROWS
+    the gather and BLAS GEMM."""
     metric = ResidualMetric(backend, tile_plan(PHASE_SETS[label]))
     rng = np.random.default_rng(2)
-    rows = rng.choice(backend.n, 37, replace=False).astype(np.int64)
+    rows = rng.choice(backend.n, nrows, replace=False).astype(np.int64)
     # More columns than two chunks, the last one partial, in no particular order.
     cols = rng.choice(backend.n, 2 * TILE_CHUNK + 77, replace=False).astype(np.int64)
     expected = metric.tile(metric.data, rows, cols)
@@ -80,12 +85,14 @@ def test_chunked_nopython_tile_equals_the_python_tile(backend, label):
     assert counters[WB_PAIRS] == counters[KP_PAIRS] == rows.size * cols.size
     # With a mask only the flagged pairs are defined; they must still match. A chunk with
     # fewer flagged pairs than 1 in SPARSE_GRAM_DEN takes dot products instead of a GEMM:
-    # masks of 30 % and 5 %, and one whose first chunk is dense and the others sparse.
+    # masks of 30 % and 5 %, and one whose first chunk is dense and the others sparse. A
+    # chunk at least half flagged takes every pair through finish_dense: a mask of 70 %.
     dense = rng.random((rows.size, cols.size)) < 0.3
     sparse = rng.random((rows.size, cols.size)) < 0.05
+    mostly = rng.random((rows.size, cols.size)) < 0.7
     mixed = sparse.copy()
     mixed[:, :TILE_CHUNK] = dense[:, :TILE_CHUNK]
-    for active in (dense, sparse, mixed):
+    for active in (dense, sparse, mixed, mostly):
         masked = residual_tile_kernel(metric.data, metric.data, rows, cols, active,
                                       *exact_thresholds(rows, cols), metric.workspace(rows.size),
                                       new_counters())
@@ -121,3 +128,34 @@ def test_gemm_kernel_provider_matches_the_broadcast_tile_within_1e_6(kernel):
     assert big.mean() > 0.05
     np.testing.assert_allclose(fast[big], slow[big], rtol=1e-6, atol=0)
     np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12 * kern.variance)
+
+
+@pytest.mark.parametrize("b", [1, 2, 3, 4, 5, 9])
+@pytest.mark.parametrize("f", [1, 2, 3, 8])
+def test_direct_gram_equals_the_gemm_for_every_shape(b, f):
+    """Steps of four rows by two columns, the last step of each clamped to the last row or
+    column."""
+    rng = np.random.default_rng(b * 10 + f)
+    v = rng.standard_normal((40, 33))
+    rows = rng.choice(40, b, replace=False)
+    cols = rng.choice(40, f, replace=False).astype(np.int64)
+    out = np.full((b, f), np.nan)
+    gram_direct(np.ascontiguousarray(v[rows]), v, cols, out)
+    np.testing.assert_allclose(out, v[rows] @ v[cols].T, rtol=1e-13, atol=1e-13)
+
+
+def test_dense_finish_gives_finish_chunks_bits_on_flagged_pairs(backend):
+    metric = ResidualMetric(backend, tile_plan(Phases.all()))
+    rng = np.random.default_rng(3)
+    rows = rng.choice(backend.n, 20, replace=False).astype(np.int64)
+    cols = rng.choice(backend.n, 50, replace=False).astype(np.int64)
+    ktile = metric.kernel_tile(rows, cols)
+    gram = metric.v[rows] @ metric.v[cols].T
+    gram[0, :5] = ktile[0, :5] + 5.0  # |rho| >= 1 for some pairs: distance 0
+    active = rng.random((rows.size, cols.size)) < 0.6
+    pos = np.arange(rows.size)
+    flagged, dense = np.zeros((rows.size, cols.size)), np.zeros((rows.size, cols.size))
+    finish_chunk(metric.inv_sqrt_p, rows, pos, cols, ktile, gram, active, 0, flagged)
+    finish_dense(metric.inv_sqrt_p, rows, pos, cols, ktile, gram, 0, dense)
+    np.testing.assert_array_equal(dense[active], flagged[active])
+    assert (dense[0, :5] == 0).all()

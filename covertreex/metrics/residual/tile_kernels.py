@@ -91,6 +91,44 @@ def _gram_of_flagged(vq, pos, v, cols, active, c0, gram):
                 gram[r, b] = dot
 
 
+# Tiles of fewer rows than this take their V Gram entries from ``gram_direct`` instead of a
+# gather and a BLAS GEMM: with few rows the gather of the columns' V and BLAS's packing cost
+# more than the products (perf/README.md, "Direct Gram tiles").
+DIRECT_GRAM_ROWS = 128
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def gram_direct(vq, v, cols, out):
+    """out[r, c] = vq[r] . V[cols[c]] for vq (b, m) and out (b, len(cols)), reading the
+    columns' rows of V where they are, four rows by two columns a step: each column's values
+    are loaded once for four rows and each row's once for two columns. Rows and columns past
+    the end repeat the last one (their sums land on it again). reassoc lets LLVM vectorise
+    the eight sums (see ``_gram_of_flagged`` for the error bound)."""
+    b, m = vq.shape
+    f = cols.shape[0]
+    for c in range(0, f, 2):
+        c1 = min(c + 1, f - 1)
+        j0, j1 = cols[c], cols[c1]
+        for r in range(0, b, 4):
+            r1, r2, r3 = min(r + 1, b - 1), min(r + 2, b - 1), min(r + 3, b - 1)
+            s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = 0.0
+            for t in range(m):
+                x0, x1 = v[j0, t], v[j1, t]
+                y0, y1, y2, y3 = vq[r, t], vq[r1, t], vq[r2, t], vq[r3, t]
+                s00 += y0 * x0
+                s01 += y0 * x1
+                s10 += y1 * x0
+                s11 += y1 * x1
+                s20 += y2 * x0
+                s21 += y2 * x1
+                s30 += y3 * x0
+                s31 += y3 * x1
+            out[r, c], out[r, c1] = s00, s01
+            out[r1, c], out[r1, c1] = s10, s11
+            out[r2, c], out[r2, c1] = s20, s21
+            out[r3, c], out[r3, c1] = s30, s31
+
+
 @njit(cache=True, nogil=True)
 def _count_flagged(active, c0, f):
     """Flagged pairs of active (b, :) in columns c0 .. c0 + f - 1."""
@@ -161,10 +199,13 @@ def _kernel_into(t, rows, cols, cross, active, c0, flagged, out):
     b, f = rows.shape[0], cols.shape[0]
     dense = every or (use_cross and code != MATERN52_CODE and 2 * flagged >= b * f)
     if dense and use_cross and code != MATERN52_CODE:
+        col_sq = np.empty(f)
+        for c in range(f):
+            col_sq[c] = sq_norms[cols[c]]
         for a in range(b):
-            i = rows[a]
+            row_sq = sq_norms[rows[a]]
             for c in range(f):
-                out[a, c] = -0.5 * max(sq_norms[i] + sq_norms[cols[c]] - 2.0 * cross[a, c], 0.0)
+                out[a, c] = -0.5 * max(row_sq + col_sq[c] - 2.0 * cross[a, c], 0.0)
         flat = out.reshape(b * f)
         _exp_nonpos_inplace(flat, cross.reshape(b * f).view(np.int64))
         for t in range(b * f):
@@ -195,6 +236,24 @@ def finish_chunk(w, rows, pos, cols, ktile, gram, active, c0, out):
         for b in range(cols.shape[0]):
             if every or active[a, c0 + b]:
                 out[a, c0 + b] = _distance_from_cov(ktile[a, b] - gram[r, b], wi, w[cols[b]])
+
+
+@njit(cache=True, nogil=True)
+def finish_dense(w, rows, pos, cols, ktile, gram, c0, out):
+    """finish_chunk for every pair of the chunk, flagged or not (a dense chunk's pairs are
+    mostly flagged, and an unflagged pair's value is never read): without the flag test
+    and with the columns' 1/sqrt(p) gathered first, the loop has no branch and LLVM
+    vectorises it, square root included. Same operations as ``_distance_from_cov``, so the
+    same bits: max(1 - |rho|, 0) is 0 exactly when |rho| >= 1."""
+    wc = np.empty(cols.shape[0])
+    for b in range(cols.shape[0]):
+        wc[b] = w[cols[b]]
+    for r in range(pos.shape[0]):
+        a = pos[r]
+        wi = w[rows[a]]
+        for b in range(cols.shape[0]):
+            rho = (ktile[a, b] - gram[r, b]) * wi * wc[b]
+            out[a, c0 + b] = math.sqrt(max(1.0 - abs(rho), 0.0))
 
 
 @njit(cache=True, nogil=True)
@@ -308,6 +367,8 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wor
             gram_by_pairs(t.v, rows, part, gram)
         elif flagged * SPARSE_GRAM_DEN < b * w:
             _gram_of_flagged(vq, i_pos, t.v, part, active, c0, gram)
+        elif 0 < ni < DIRECT_GRAM_ROWS:
+            gram_direct(vq, t.v, part, gram)
         elif ni > 0:
             np.dot(vq, _gather_into(t.v, part, ws.v_cols).T, gram)
         gram32 = ws.gram32[:ne * w].reshape(ne, w)
@@ -320,7 +381,10 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wor
         ktile = ws.kern[:b * w].reshape(b, w)
         _kernel_into(t, rows, part, cross, active, c0, flagged, ktile)
         t2 = read_cycles() if timed else 0
-        finish_chunk(t.inv_sqrt_p, rows, i_pos, part, ktile, gram, active, c0, out)
+        if every or 2 * flagged >= b * w:
+            finish_dense(t.inv_sqrt_p, rows, i_pos, part, ktile, gram, c0, out)
+        else:
+            finish_chunk(t.inv_sqrt_p, rows, i_pos, part, ktile, gram, active, c0, out)
         if ne > 0:
             dd, rr = _finish_chunk_f32(t, rows, e_pos, part, ktile, gram32, active, c0,
                                        row_thr, col_thr, out)
