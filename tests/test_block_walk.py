@@ -9,7 +9,8 @@ import pytest
 from covertreex import CoverTree, Phases, Runtime
 from covertreex.metrics.residual import build_residual_backend
 from covertreex.metrics.residual.metric import ResidualMetric, exact_thresholds
-from covertreex.metrics.residual.tile_kernels import (DIRECT_GRAM_ROWS, TILE_CHUNK, finish_chunk,
+from covertreex.metrics.residual.tile_kernels import (DIRECT_GRAM_ROWS, TILE_CHUNK,
+                                                      _exp_nonpos_inplace, finish_chunk,
                                                       finish_dense, gram_direct,
                                                       residual_tile_kernel)
 from covertreex.telemetry import KP_PAIRS, WB_PAIRS, new_counters, settle
@@ -159,3 +160,18 @@ def test_dense_finish_gives_finish_chunks_bits_on_flagged_pairs(backend):
     finish_dense(metric.inv_sqrt_p, rows, pos, cols, ktile, gram, 0, dense)
     np.testing.assert_array_equal(dense[active], flagged[active])
     assert (dense[0, :5] == 0).all()
+
+
+def test_vectorised_exp_is_within_two_ulps_of_numpys_and_scales_after():
+    """exp(x) * factor with exp's 2**k built from bits: from 0 down past the -700 clamp."""
+    x = -np.concatenate([np.linspace(0.0, 50.0, 20001),
+                         [0.0, 1e-300, 1e-10, 0.5, 700.0, 745.0, 800.0]])
+    bits = np.empty(x.size, dtype=np.int64)
+    for factor in (1.0, 0.37):
+        got = x.copy()
+        _exp_nonpos_inplace(got, bits, factor)
+        unscaled = x.copy()
+        _exp_nonpos_inplace(unscaled, bits, 1.0)
+        np.testing.assert_array_equal(got, unscaled * factor)
+        want = np.exp(np.maximum(x, -700.0))
+        np.testing.assert_array_less(np.abs(unscaled - want), 2 * np.spacing(want))

@@ -153,12 +153,21 @@ _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 
 
+# Adding 1.5 * 2**52 to an integer-valued float64 k (|k| < 2**51) leaves k in the low bits of
+# the sum's mantissa: its int64 bits minus _MAGIC_BITS are k, without a float-to-int
+# conversion, which AVX2 has no vector instruction for.
+_MAGIC = 6755399441055744.0
+_MAGIC_BITS = np.int64(4843621399236968448)
+
+
 @njit(cache=True, nogil=True)
-def _exp_nonpos_inplace(x, bits):
-    """x[i] <- exp(x[i]) for x (n,) float64 <= 0, within about 1 ulp, in two loops LLVM
-    vectorises (libm's exp is a scalar call). bits: (>= n,) int64 scratch. Arguments below
-    -700 give exp(-700) ~ 1e-304, an absolute error far under the kernel's rounding."""
+def _exp_nonpos_inplace(x, bits, factor):
+    """x[i] <- exp(x[i]) * factor for x (n,) float64 <= 0, the exp within about 1 ulp, in
+    three loops LLVM vectorises (libm's exp is a scalar call); the product with factor is
+    rounded after the exp's own. bits: (>= n,) int64 scratch. Arguments below -700 give
+    exp(-700) ~ 1e-304, an absolute error far under the kernel's rounding."""
     n = x.shape[0]
+    kf = bits[:n].view(np.float64)
     for t in range(n):
         xt = max(x[t], -700.0)
         k = np.floor(xt * _LOG2E + 0.5)
@@ -177,10 +186,12 @@ def _exp_nonpos_inplace(x, bits):
         p = p * r + 0.5
         p = p * r + 1.0
         x[t] = p * r + 1.0
-        bits[t] = (np.int64(k) + 1023) << 52  # 2**k as float64 bits
+        kf[t] = k + _MAGIC
+    for t in range(n):
+        bits[t] = (bits[t] - _MAGIC_BITS + 1023) << 52  # 2**k as float64 bits
     scale = bits[:n].view(np.float64)
     for t in range(n):
-        x[t] *= scale[t]
+        x[t] = (x[t] * scale[t]) * factor
 
 
 @njit(cache=True, nogil=True)
@@ -206,10 +217,7 @@ def _kernel_into(t, rows, cols, cross, active, c0, flagged, out):
             row_sq = sq_norms[rows[a]]
             for c in range(f):
                 out[a, c] = -0.5 * max(row_sq + col_sq[c] - 2.0 * cross[a, c], 0.0)
-        flat = out.reshape(b * f)
-        _exp_nonpos_inplace(flat, cross.reshape(b * f).view(np.int64))
-        for t in range(b * f):
-            flat[t] *= s2
+        _exp_nonpos_inplace(out.reshape(b * f), cross.reshape(b * f).view(np.int64), s2)
         return
     for a in range(b):
         i = rows[a]
