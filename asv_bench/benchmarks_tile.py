@@ -29,6 +29,16 @@ def _ids(n: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size, replace=False)).astype(np.int64)
 
 
+def _tile_settings(flags):
+    """What this commit's ResidualMetric takes: the TilePlan that Runtime resolves the phase
+    flags into, or the flags themselves in commits before Runtime had plans."""
+    try:
+        runtime_mod = c.require("runtime", "Runtime")
+        return runtime_mod.Runtime(metric="residual_correlation", phases=flags).plan.tiles
+    except (NotImplementedError, AttributeError, TypeError):
+        return flags
+
+
 class ResidualTile:
     params = [[c.TILE_PRESET], PHASE_SETS]
     param_names = ["preset", "phases"]
@@ -46,7 +56,7 @@ class ResidualTile:
             raise NotImplementedError(f"preset {preset!r} has no residual backend with >= {COLS} points")
         flags = phases_mod.Phases.parse(phases)
         try:
-            self.metric = metric_mod.ResidualMetric(w.backend, flags)
+            self.metric = metric_mod.ResidualMetric(w.backend, _tile_settings(flags))
         except TypeError as exc:  # an older signature without phases
             raise NotImplementedError(f"ResidualMetric(backend, phases) unsupported: {exc}") from None
         n = w.preset.n
@@ -99,7 +109,9 @@ class ResidualTileKernel(ResidualTile):
         super().setup(preset, phases)
         if not hasattr(self.metric, "workspace"):
             raise NotImplementedError("this commit has no tile workspace (ResidualMetric.workspace)")
-        self.kernel = type(self.metric).tile_kernel
+        # Later commits hold the tile kernel in the metric's MetricKernels.
+        kernels = getattr(self.metric, "kernels", None)
+        self.kernel = getattr(kernels, "tile_kernel", None) or type(self.metric).tile_kernel
         self.workspace = self.metric.workspace(ROWS)
         self.every = np.zeros((0, 0), dtype=np.bool_)  # empty mask: every pair
         # +inf pruning thresholds: an exact tile, as with float32 staging off.

@@ -18,7 +18,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from covertreex import Phases
+from covertreex import Runtime
 from covertreex.metrics.residual.metric import ResidualMetric, exact_thresholds
 from covertreex_bench.workloads import load_workload
 
@@ -33,7 +33,7 @@ def main() -> None:
     work = load_workload(args.preset)
     if work.backend is None or work.preset.n < COLS:
         parser.error(f"preset {args.preset!r} is not residual with at least {COLS} points")
-    metric = ResidualMetric(work.backend, Phases.all())
+    metric = ResidualMetric(work.backend, Runtime(metric="residual_correlation").plan.tiles)
     n = work.preset.n
     rows = np.sort(np.random.default_rng(1).choice(n, ROWS, replace=False)).astype(np.int64)
     cols = np.sort(np.random.default_rng(2).choice(n, COLS, replace=False)).astype(np.int64)
@@ -45,8 +45,8 @@ def main() -> None:
     thresholds = exact_thresholds(rows, cols)  # an exact tile: float32 staging decides nothing
 
     def tile():
-        metric.tile_kernel(metric.data, metric.data, rows, cols, every, *thresholds, workspace,
-                           no_telemetry)
+        metric.kernels.tile_kernel(metric.data, metric.data, rows, cols, every, *thresholds,
+                                   workspace, no_telemetry)
 
     tile_s, gemm_s = [], []
     with threadpool_limits(limits=1, user_api="blas"):
