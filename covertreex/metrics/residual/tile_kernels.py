@@ -93,7 +93,7 @@ def _gram_of_flagged(vq, pos, v, cols, active, c0, gram):
 
 # Tiles of fewer rows than this take their V Gram entries from ``gram_direct`` instead of a
 # gather and a BLAS GEMM: with few rows the gather of the columns' V and BLAS's packing cost
-# more than the products (perf/README.md, "Direct Gram tiles").
+# more than the products (perf/README.md, "Direct Gram tiles and dense finishes").
 DIRECT_GRAM_ROWS = 128
 
 
