@@ -336,3 +336,24 @@ def phases_variant(request):
 @pytest.fixture(params=ORDERS)
 def batch_order(request):
     return request.param
+
+
+def check_blocked_residual(backend, predecessor_mode, k=12, **settings):
+    """A residual tree with Runtime(**settings) answers queries (every third id, or every
+    point in predecessor mode) as the brute force does, distances included."""
+    queries = None if predecessor_mode else np.arange(0, backend.n, 3)
+    runtime = Runtime(metric="residual_correlation", **settings)
+    idx, dist = CoverTree(runtime).fit(backend).knn(
+        queries, k, return_distances=True, predecessor_mode=predecessor_mode)
+    ref.check_residual_knn(backend, queries, idx, k, predecessor_mode=predecessor_mode,
+                           dist=dist)
+
+
+def check_blocked_euclidean(seed, q, k=9, **settings):
+    """A blocked Euclidean tree with Runtime(**settings) on 3000 points in d=4 answers q fresh
+    queries as the brute force does."""
+    rng = np.random.default_rng(seed)
+    points, queries = rng.standard_normal((3000, 4)), rng.standard_normal((q, 4))
+    runtime = Runtime(traversal="blocked", **settings)
+    idx, dist = CoverTree(runtime).fit(points).knn(queries, k, return_distances=True)
+    ref.check_euclidean_knn(points, queries, idx, dist, k)

@@ -5,8 +5,10 @@ rows lie in two far-apart groups evaluates fewer pairs once it splits."""
 import numpy as np
 import pytest
 
-from covertreex import CoverTree, Runtime, reference
+from covertreex import CoverTree, Runtime
 from covertreex.metrics.residual import build_residual_backend
+
+from conftest import check_blocked_euclidean, check_blocked_residual
 
 SPLITS = [0, 1, 3, 16, 10**6]
 
@@ -22,21 +24,12 @@ def backend():
 @pytest.mark.parametrize("split", SPLITS)
 def test_residual_answers_equal_the_brute_force_for_every_split(backend, split, block,
                                                                 predecessor_mode):
-    queries = None if predecessor_mode else np.arange(0, backend.n, 3)
-    runtime = Runtime(metric="residual_correlation", query_block=block, query_split=split)
-    idx, dist = CoverTree(runtime).fit(backend).knn(
-        queries, 12, return_distances=True, predecessor_mode=predecessor_mode)
-    reference.check_residual_knn(backend, queries, idx, 12, predecessor_mode=predecessor_mode,
-                                 dist=dist)
+    check_blocked_residual(backend, predecessor_mode, query_block=block, query_split=split)
 
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_euclidean_blocked_answers_equal_the_brute_force_for_every_split(split):
-    rng = np.random.default_rng(6)
-    points, queries = rng.standard_normal((3000, 4)), rng.standard_normal((700, 4))
-    runtime = Runtime(traversal="blocked", query_block=128, query_split=split)
-    idx, dist = CoverTree(runtime).fit(points).knn(queries, 9, return_distances=True)
-    reference.check_euclidean_knn(points, queries, idx, dist, 9)
+    check_blocked_euclidean(6, 700, query_block=128, query_split=split)
 
 
 def test_a_block_of_two_far_groups_splits_and_evaluates_fewer_pairs():

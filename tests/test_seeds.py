@@ -7,9 +7,11 @@ import pytest
 from scipy.spatial.distance import cdist
 
 import covertreex.cover_tree as cover_tree_module
-from covertreex import CoverTree, Runtime, reference
+from covertreex import CoverTree, Runtime
 from covertreex.metrics.residual import build_residual_backend
 from covertreex.query.seeds import PREFIX_GROWTH, prefix_lengths, seed_candidates
+
+from conftest import check_blocked_euclidean, check_blocked_residual
 
 SEEDS = [0, 1, 2, 5]
 
@@ -61,21 +63,12 @@ def test_no_seeds_asked_gives_an_empty_array():
 @pytest.mark.parametrize("seeds", SEEDS)
 def test_residual_answers_equal_the_brute_force_for_every_seed_count(backend, seeds,
                                                                      predecessor_mode):
-    queries = None if predecessor_mode else np.arange(0, backend.n, 3)
-    runtime = Runtime(metric="residual_correlation", query_block=32, query_seeds=seeds)
-    idx, dist = CoverTree(runtime).fit(backend).knn(
-        queries, 12, return_distances=True, predecessor_mode=predecessor_mode)
-    reference.check_residual_knn(backend, queries, idx, 12, predecessor_mode=predecessor_mode,
-                                 dist=dist)
+    check_blocked_residual(backend, predecessor_mode, query_block=32, query_seeds=seeds)
 
 
 @pytest.mark.parametrize("seeds", SEEDS)
 def test_euclidean_blocked_answers_equal_the_brute_force_for_every_seed_count(seeds):
-    rng = np.random.default_rng(13)
-    points, queries = rng.standard_normal((3000, 4)), rng.standard_normal((500, 4))
-    runtime = Runtime(traversal="blocked", query_block=64, query_seeds=seeds)
-    idx, dist = CoverTree(runtime).fit(points).knn(queries, 9, return_distances=True)
-    reference.check_euclidean_knn(points, queries, idx, dist, 9)
+    check_blocked_euclidean(13, 500, query_block=64, query_seeds=seeds)
 
 
 def _far_seeds(coords, qcoords, limit, exclude, s, workers):
@@ -93,10 +86,7 @@ def test_the_walk_stays_exact_with_the_worst_seeds(backend, monkeypatch):
     """Seeds only set where the walk starts: far seeds give a loose k-th distance that the walk
     tightens, and every seed the walk reaches again is taken once."""
     monkeypatch.setattr(cover_tree_module, "seed_candidates", _far_seeds)
-    runtime = Runtime(metric="residual_correlation", query_block=16, query_seeds=2)
-    idx, dist = CoverTree(runtime).fit(backend).knn(None, 8, return_distances=True,
-                                                    predecessor_mode=True)
-    reference.check_residual_knn(backend, None, idx, 8, predecessor_mode=True, dist=dist)
+    check_blocked_residual(backend, True, k=8, query_block=16, query_seeds=2)
 
 
 def test_seeds_shorten_single_row_walks(backend):
