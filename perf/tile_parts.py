@@ -1,0 +1,99 @@
+"""Per-pair cost of the residual tile's V products and distance pass, one thread, by tile rows.
+
+    .venv/bin/python perf/tile_parts.py [--preset vecchia-d3] [--cols 1024] [--rounds 7]
+
+On the preset's V (rows and columns drawn at random from its ids, so columns come from memory
+as a walk's frontier does), for tiles of 256, 128, 64, 32, 16 and 8 rows, interleaved:
+
+- ``gram_direct`` (V read in place, four rows by two columns a step) against gathering the
+  columns and one BLAS GEMM, the two ways a dense chunk takes its V products
+  (``DIRECT_GRAM_ROWS`` in covertreex/metrics/residual/tile_kernels.py chooses between them);
+- on a chunk of 256 rows x 512 columns with 60 % of its pairs flagged, ``finish_dense`` (every
+  pair, no branch) against ``finish_chunk`` (flagged pairs only).
+
+Prints medians in ns a pair. BLAS is held on one thread, as the thread guard holds it while the
+walks run one block per core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from covertreex import Runtime
+from covertreex.metrics.residual.metric import ResidualMetric
+from covertreex.metrics.residual.tile_kernels import finish_chunk, finish_dense, gram_direct
+from covertreex_bench.workloads import load_workload
+
+ROWS = (256, 128, 64, 32, 16, 8)
+
+
+def _median_ns(fn, pairs: int, rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) / pairs * 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="vecchia-d3", help="a residual preset")
+    parser.add_argument("--cols", type=int, default=1024, help="columns a tile (default 1024)")
+    parser.add_argument("--rounds", type=int, default=7, help="timings each (default 7)")
+    args = parser.parse_args()
+    work = load_workload(args.preset)
+    if work.backend is None:
+        parser.error(f"preset {args.preset!r} is not residual")
+    metric = ResidualMetric(work.backend, Runtime(metric="residual_correlation").plan.tiles)
+    v, n = metric.v, metric.n
+    rng = np.random.default_rng(0)
+    print(f"{args.preset}: V {v.shape[0]} x {v.shape[1]}, {args.cols} columns, one thread, "
+          f"medians of {args.rounds}, ns a pair")
+    with threadpool_limits(limits=1, user_api="blas"):
+        for b in ROWS:
+            rows = rng.choice(n, b, replace=False)
+            cols = np.sort(rng.choice(n, args.cols, replace=False)).astype(np.int64)
+            vq = np.ascontiguousarray(v[rows])
+            out = np.empty((b, args.cols))
+            gathered = np.empty((args.cols, v.shape[1]))
+
+            def direct():
+                gram_direct(vq, v, cols, out)
+
+            def blas():
+                np.take(v, cols, axis=0, out=gathered)
+                np.dot(vq, gathered.T, out=out)
+
+            direct(), blas()  # compile and warm up
+            costs = {"direct": [], "blas": []}
+            for _ in range(args.rounds):
+                costs["direct"].append(_median_ns(direct, b * args.cols, 1))
+                costs["blas"].append(_median_ns(blas, b * args.cols, 1))
+            d, g = (statistics.median(costs[key]) for key in ("direct", "blas"))
+            print(f"  {b:3d} rows: gram_direct {d:6.1f}, gather and BLAS GEMM {g:6.1f}")
+        b, w = 256, 512
+        rows = rng.choice(n, b, replace=False).astype(np.int64)
+        cols = rng.choice(n, w, replace=False).astype(np.int64)
+        active = rng.random((b, w)) < 0.6
+        ktile = metric.kernel_tile(rows, cols)
+        gram = v[rows] @ v[cols].T
+        pos = np.arange(b)
+        out = np.empty((b, w))
+        flagged = statistics.median(_median_ns(
+            lambda: finish_chunk(metric.inv_sqrt_p, rows, pos, cols, ktile, gram, active, 0, out),
+            b * w, 1) for _ in range(args.rounds + 1))
+        dense = statistics.median(_median_ns(
+            lambda: finish_dense(metric.inv_sqrt_p, rows, pos, cols, ktile, gram, 0, out),
+            b * w, 1) for _ in range(args.rounds + 1))
+        print(f"  distance pass, 256 x 512, 60 % flagged: finish_chunk {flagged:.2f}, "
+              f"finish_dense {dense:.2f}")
+
+
+if __name__ == "__main__":
+    main()
