@@ -5,7 +5,7 @@
 On the preset's V (rows and columns drawn at random from its ids, so columns come from memory
 as a walk's frontier does), for tiles of 256, 128, 64, 32, 16 and 8 rows, interleaved:
 
-- ``gram_direct`` (V read in place, four rows by two columns a step) against gathering the
+- ``gram_direct`` (V read in place, two rows by five columns a step) against gathering the
   columns and one BLAS GEMM, the two ways a dense chunk takes its V products
   (``DIRECT_GRAM_ROWS`` in covertreex/metrics/residual/tile_kernels.py chooses between them);
 - on a chunk of 256 rows x 512 columns with 60 % of its pairs flagged, ``finish_dense`` (every

@@ -100,33 +100,36 @@ DIRECT_GRAM_ROWS = 128
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def gram_direct(vq, v, cols, out):
     """out[r, c] = vq[r] . V[cols[c]] for vq (b, m) and out (b, len(cols)), reading the
-    columns' rows of V where they are, four rows by two columns a step: each column's values
-    are loaded once for four rows and each row's once for two columns. Rows and columns past
-    the end repeat the last one (their sums land on it again). reassoc lets LLVM vectorise
-    the eight sums (see ``_gram_of_flagged`` for the error bound)."""
+    columns' rows of V where they are, two rows by five columns a step: the five columns'
+    rows stay in L1 while every pair of rows streams past them, so each row of vq is read
+    from L2 once per five columns, and the ten sums, each its own chain of fused
+    multiply-adds, keep both FMA units busy. Rows and columns past the end repeat the last
+    one (their sums land on it again). reassoc lets LLVM vectorise the ten sums (see
+    ``_gram_of_flagged`` for the error bound)."""
     b, m = vq.shape
     f = cols.shape[0]
-    for c in range(0, f, 2):
-        c1 = min(c + 1, f - 1)
-        j0, j1 = cols[c], cols[c1]
-        for r in range(0, b, 4):
-            r1, r2, r3 = min(r + 1, b - 1), min(r + 2, b - 1), min(r + 3, b - 1)
-            s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = 0.0
+    for c in range(0, f, 5):
+        c1, c2, c3, c4 = min(c + 1, f - 1), min(c + 2, f - 1), min(c + 3, f - 1), min(c + 4, f - 1)
+        j0, j1, j2, j3, j4 = cols[c], cols[c1], cols[c2], cols[c3], cols[c4]
+        for r in range(0, b, 2):
+            r1 = min(r + 1, b - 1)
+            s00 = s01 = s02 = s03 = s04 = s10 = s11 = s12 = s13 = s14 = 0.0
             for t in range(m):
-                x0, x1 = v[j0, t], v[j1, t]
-                y0, y1, y2, y3 = vq[r, t], vq[r1, t], vq[r2, t], vq[r3, t]
+                x0, x1, x2, x3, x4 = v[j0, t], v[j1, t], v[j2, t], v[j3, t], v[j4, t]
+                y0, y1 = vq[r, t], vq[r1, t]
                 s00 += y0 * x0
                 s01 += y0 * x1
+                s02 += y0 * x2
+                s03 += y0 * x3
+                s04 += y0 * x4
                 s10 += y1 * x0
                 s11 += y1 * x1
-                s20 += y2 * x0
-                s21 += y2 * x1
-                s30 += y3 * x0
-                s31 += y3 * x1
-            out[r, c], out[r, c1] = s00, s01
-            out[r1, c], out[r1, c1] = s10, s11
-            out[r2, c], out[r2, c1] = s20, s21
-            out[r3, c], out[r3, c1] = s30, s31
+                s12 += y1 * x2
+                s13 += y1 * x3
+                s14 += y1 * x4
+            out[r, c], out[r, c1], out[r, c2], out[r, c3], out[r, c4] = s00, s01, s02, s03, s04
+            out[r1, c], out[r1, c1], out[r1, c2], out[r1, c3], out[r1, c4] = (s10, s11, s12,
+                                                                              s13, s14)
 
 
 @njit(cache=True, nogil=True)
