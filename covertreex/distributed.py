@@ -21,6 +21,10 @@ deaths per task); ``retries`` re-runs a task that raised. If a block still fails
 remaining tasks are cancelled and ``DistributedKnnError`` names the block and the cause (for
 a task whose workers kept dying, Dask's ``KilledWorker`` names the last worker). No partial
 result is ever returned.
+
+Workers that Dask's nanny starts with its default ``MALLOC_TRIM_THRESHOLD_`` walk markedly
+slower: unset it in ``distributed.nanny.pre-spawn-environ`` (docs/distributed.md, "Worker
+memory settings").
 """
 
 from __future__ import annotations

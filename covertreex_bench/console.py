@@ -55,13 +55,8 @@ def format_result(result: dict) -> str:
         *_query_lines(result),
         f"  batches        {s['batches']} ({s['dominated_batches']} dominated)",
     ]
-    dask = result.get("dask")
-    if dask is not None:
-        held = max(dask["bytes_per_worker"].values(), default=0)
-        lines.append(f"  dask           {len(dask['workers'])} worker(s), {held / 2**20:.1f} MiB of tree "
-                     f"each; queries {min(dask['cluster_query_ms']):.1f} ms on the cluster, "
-                     f"{min(dask['local_query_ms']):.1f} ms here: speed-up "
-                     f"{_fmt(dask['query_speedup_vs_local'], '{:.2f}')}x")
+    if result.get("dask") is not None:
+        lines += dask_lines(result["dask"])
     lines.append("")
     rows = [("batch figure", "median", "median dominated", "sum")]
     for name in TABLE_FIGURES:
@@ -76,6 +71,22 @@ def format_result(result: dict) -> str:
         lines += ["", format_verdicts(result["verdicts"], result.get("thresholds_file"),
                                       informational=result.get("scaled", False))]
     return "\n".join(lines)
+
+
+def dask_lines(dask: dict) -> list[str]:
+    """The summary's lines for a result's "dask" entry (covertreex_bench.dask_bench.on_cluster),
+    with a note when the workers ran with Dask's MALLOC_TRIM_THRESHOLD_."""
+    held = max(dask["bytes_per_worker"].values(), default=0)
+    lines = [f"  dask           {len(dask['workers'])} worker(s), {held / 2**20:.1f} MiB of tree "
+             f"each; queries {min(dask['cluster_query_ms']):.1f} ms on the cluster, "
+             f"{min(dask['local_query_ms']):.1f} ms here: speed-up "
+             f"{_fmt(dask['query_speedup_vs_local'], '{:.2f}')}x"]
+    trimmed = sorted({v for v in dask.get("malloc_trim_threshold", {}).values() if v})
+    if trimmed:
+        lines.append(f"  note           the workers ran with MALLOC_TRIM_THRESHOLD_="
+                     f"{', '.join(trimmed)}, which slows the walks (docs/distributed.md, "
+                     f"\"Worker memory settings\")")
+    return lines
 
 
 def _check_lines(result: dict, runs: str) -> list[str]:

@@ -40,9 +40,18 @@ def parse_spec(spec: str) -> tuple[str, int | str]:
     return kind, value
 
 
+# Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_ set, which turns off glibc's
+# adaptive mmap threshold: every tile output of a few MB is then mapped afresh and faulted in
+# page by page, and the walks run markedly slower (docs/distributed.md, "Worker memory
+# settings"). None unsets a pre-spawn variable.
+UNTRIMMED = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
 @contextlib.contextmanager
 def open_client(spec: str):
-    """A ``distributed.Client`` for SPEC; a local cluster is closed on exit."""
+    """A ``distributed.Client`` for SPEC; a local cluster is closed on exit. Local workers
+    start without Dask's MALLOC_TRIM_THRESHOLD_ (``UNTRIMMED``)."""
+    import dask
     from distributed import Client, LocalCluster
 
     kind, value = parse_spec(spec)
@@ -50,8 +59,9 @@ def open_client(spec: str):
         with Client(value) as client:
             yield client
         return
-    with LocalCluster(n_workers=value, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with dask.config.set(UNTRIMMED), LocalCluster(
+            n_workers=value, threads_per_worker=1, processes=True,
+            dashboard_address=None) as cluster, Client(cluster) as client:
         yield client
 
 
@@ -78,6 +88,7 @@ def on_cluster(preset, workload, m, client):
     future = scatter_tree(client, shipped)
     scatter_ms = (time.perf_counter() - start) * 1e3
     nbytes = client.run(_stored_bytes, future.key)
+    trims = client.run(_environ, "MALLOC_TRIM_THRESHOLD_")
     results, reports = [], []
     try:
         # Each worker process loads the compiled kernels on its first call: not timed.
@@ -99,6 +110,8 @@ def on_cluster(preset, workload, m, client):
         "workers": sorted(info["workers"]),
         "threads_per_worker": sorted(set(client.nthreads().values())),
         "bytes_per_worker": {w: int(b) for w, b in sorted(nbytes.items())},
+        # None where unset (see UNTRIMMED): a value here explains a slow cluster.
+        "malloc_trim_threshold": dict(sorted(trims.items())),
         "scatter_ms": scatter_ms,
         "cluster_query_ms": [r.query_wall_ms for r in reports],
         "local_query_ms": local_ms,
@@ -117,6 +130,13 @@ def _one_query(preset, workload, tree):
         return np.array([tree.n - 1], dtype=np.int64)
     queries = workload.knn_queries
     return None if queries is None else queries[:1]
+
+
+def _environ(name: str):
+    """On a worker: its environment variable ``name``, or None."""
+    import os
+
+    return os.environ.get(name)
 
 
 def _stored_bytes(key, dask_worker=None) -> int:

@@ -1,6 +1,6 @@
 """Where a LocalCluster's kNN run spends its time, against the library's own threads.
 
-    .venv/bin/python perf/dask_timeline.py [--preset vecchia-65k] [--workers 2]
+    .venv/bin/python perf/dask_timeline.py [--preset vecchia-65k] [--workers 2] [--dask-trim]
 
 Builds the preset's tree, times its queries twice with the library's threads (the second run
 counts: the first compiles), then runs the same queries on a LocalCluster of --workers
@@ -16,7 +16,9 @@ single-threaded worker processes (after one warm-up query) and prints:
 
 Where the cluster is slower than the library while its workers compute without gaps, the
 walks themselves run slower in the workers, and the cause is in the worker processes, not
-in the scheduling (docs/distributed.md, "Measured scaling").
+in the scheduling. The workers start as ``covertreex bench --dask local:N`` starts them,
+without Dask's MALLOC_TRIM_THRESHOLD_ (``covertreex_bench.dask_bench.UNTRIMMED``);
+--dask-trim keeps Dask's default (docs/distributed.md, "Worker memory settings").
 """
 
 from __future__ import annotations
@@ -42,14 +44,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="vecchia-65k")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--dask-trim", action="store_true",
+                        help="start the workers with Dask's default MALLOC_TRIM_THRESHOLD_")
     args = parser.parse_args()
 
+    import dask
     import psutil
     from distributed import Client, LocalCluster, get_task_stream
 
     from covertreex import CoverTree
     from covertreex.distributed import knn_report, scatter_tree
-    from covertreex_bench.dask_bench import for_workers
+    from covertreex_bench.dask_bench import UNTRIMMED, for_workers
     from covertreex_bench.runtime import make_runtime
     from covertreex_bench.workloads import get_preset, load_workload
 
@@ -62,8 +67,9 @@ def main() -> None:
         idx, dist, local = tree.knn_report(queries, k, predecessor_mode=mode)
         library_s = time.perf_counter() - start
     threads = tree.runtime.plan.walk.workers or tree.runtime.plan.guard.numba_threads
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with dask.config.set({} if args.dask_trim else UNTRIMMED), LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, processes=True,
+            dashboard_address=None) as cluster, Client(cluster) as client:
         shipped = for_workers(tree, client)
         future = scatter_tree(client, shipped)
         warm = np.array([tree.n - 1]) if preset.is_residual else queries[:1]
@@ -78,9 +84,10 @@ def main() -> None:
             cluster_s = time.perf_counter() - start
         cpu_after = _cpu_seconds(me)
     equal = np.array_equal(idx, cidx) and np.array_equal(dist, cdist)
+    trim = "Dask's MALLOC_TRIM_THRESHOLD_" if args.dask_trim else "no MALLOC_TRIM_THRESHOLD_"
     print(f"{args.preset}: library {library_s:.2f} s on {threads} thread(s); cluster "
-          f"{cluster_s:.2f} s on {args.workers} worker(s) ({cluster_s / library_s:.3f}x); "
-          f"answers equal: {'yes' if equal else 'NO'}")
+          f"{cluster_s:.2f} s on {args.workers} worker(s) with {trim} "
+          f"({cluster_s / library_s:.3f}x); answers equal: {'yes' if equal else 'NO'}")
     tasks = [t for t in stream.data if str(t["key"]).startswith("covertreex-knn")]
     origin = min(s["start"] for t in tasks for s in t["startstops"])
     for worker in sorted({t["worker"] for t in tasks}):

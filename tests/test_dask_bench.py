@@ -39,8 +39,26 @@ def test_bench_on_a_local_cluster_records_workers_bytes_and_speedup(tmp_path, ca
     assert all(b > v_bytes for b in dask["bytes_per_worker"].values())
     assert result["recall"] == 1.0
     assert result["query_wall_ms"] == dask["cluster_query_ms"][0]
+    # The local workers start without Dask's MALLOC_TRIM_THRESHOLD_ (dask_bench.UNTRIMMED).
+    assert dask["malloc_trim_threshold"] == {w: None for w in dask["workers"]}
     assert dask["query_speedup_vs_local"] == pytest.approx(
         dask["local_query_ms"][0] / dask["cluster_query_ms"][0])
     # The queries' telemetry was gathered from the workers' blocks.
     assert result["query"]["whitened_block_ms"] > 0
     assert "dask           2 worker(s)" in capsys.readouterr().out
+
+
+def _dask_entry(trims):
+    return {"workers": list(trims), "bytes_per_worker": {w: 2**20 for w in trims},
+            "cluster_query_ms": [12.0], "local_query_ms": [10.0], "query_speedup_vs_local": 0.83,
+            "malloc_trim_threshold": trims}
+
+
+def test_the_summary_notes_workers_that_run_with_dasks_trim_threshold():
+    from covertreex_bench.console import dask_lines
+
+    untrimmed = dask_lines(_dask_entry({"tcp://a:1": None, "tcp://b:1": None}))
+    assert len(untrimmed) == 1 and "2 worker(s)" in untrimmed[0]
+    trimmed = dask_lines(_dask_entry({"tcp://a:1": "65536", "tcp://b:1": None}))
+    assert len(trimmed) == 2
+    assert "MALLOC_TRIM_THRESHOLD_=65536" in trimmed[1] and "Worker memory settings" in trimmed[1]
