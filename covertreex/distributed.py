@@ -23,16 +23,18 @@ a task whose workers kept dying, Dask's ``KilledWorker`` names the last worker).
 result is ever returned.
 
 Workers that Dask's nanny starts with its default ``MALLOC_TRIM_THRESHOLD_`` walk markedly
-slower: unset it in ``distributed.nanny.pre-spawn-environ`` (docs/distributed.md, "Worker
-memory settings").
+slower: ``scatter_tree`` warns (``WorkerMemoryWarning``) when a worker has it, and
+docs/distributed.md, "Worker memory settings", shows how to unset it.
 """
 
 from __future__ import annotations
 
 import importlib
 import math
+import os
 import time
 import uuid
+import warnings
 
 import numpy as np
 from dask.sizeof import sizeof
@@ -42,7 +44,8 @@ from ._validation import as_k, as_positive_int, as_progress
 from .cover_tree import CoverTree, _as_flag
 from .telemetry import QueryReport
 
-__all__ = ["DistributedKnnError", "knn", "knn_report", "merge_reports", "scatter_tree"]
+__all__ = ["DistributedKnnError", "WorkerMemoryWarning", "knn", "knn_report", "merge_reports",
+           "scatter_tree", "trimmed_workers"]
 
 # Blocks per worker by default: enough to balance uneven blocks and to lose little work when
 # a worker dies, few enough that task overhead (milliseconds each) stays small.
@@ -50,8 +53,26 @@ BLOCKS_PER_WORKER = 16
 DEFAULT_RETRIES = 2
 
 
+# Dask's nanny sets this for every worker it starts (distributed.nanny.pre-spawn-environ).
+# Setting it turns off glibc's adaptive mmap threshold, so each tile output of a walk, a few
+# MB, is mapped afresh and faulted in page by page.
+TRIM_VARIABLE = "MALLOC_TRIM_THRESHOLD_"
+
+
 class DistributedKnnError(RuntimeError):
     """A block of a distributed kNN run failed on the cluster; no result is returned."""
+
+
+class WorkerMemoryWarning(RuntimeWarning):
+    """Workers of the cluster run with MALLOC_TRIM_THRESHOLD_ set, which slows kNN walks on
+    them (docs/distributed.md, "Worker memory settings")."""
+
+
+def trimmed_workers(client) -> dict[str, str]:
+    """{worker address: value} of the workers of the Dask ``client`` whose environment sets
+    MALLOC_TRIM_THRESHOLD_; empty when none does."""
+    values = client.run(_environ_value, TRIM_VARIABLE)
+    return {worker: value for worker, value in sorted(values.items()) if value is not None}
 
 
 def scatter_tree(client, tree: CoverTree, *, direct: bool | None = None):
@@ -63,9 +84,23 @@ def scatter_tree(client, tree: CoverTree, *, direct: bool | None = None):
     if not isinstance(tree, CoverTree):
         raise TypeError(f"tree must be a fitted covertreex.CoverTree, got {type(tree).__name__}")
     tree._fitted()
+    trimmed = trimmed_workers(client)
+    if trimmed:
+        shown = ", ".join(f"{worker} ({value})" for worker, value in list(trimmed.items())[:3])
+        warnings.warn(WorkerMemoryWarning(
+            f"covertreex.distributed: {len(trimmed)} worker(s) run with {TRIM_VARIABLE} set "
+            f"({shown}), Dask's default, which makes kNN walks markedly slower on them; start "
+            f"the workers with it unset, e.g. dask.config.set({{'distributed.nanny."
+            f"pre-spawn-environ.{TRIM_VARIABLE}': None}}) before creating the cluster "
+            f"(docs/distributed.md, \"Worker memory settings\")"), stacklevel=2)
     # Dask measures data when it arrives: the workers need this module's sizeof of a tree first.
     client.run(importlib.import_module, __name__)
     return client.scatter(tree, broadcast=True, hash=False, direct=direct)
+
+
+def _environ_value(name: str):
+    """On a worker: its environment variable ``name``, or None."""
+    return os.environ.get(name)
 
 
 @sizeof.register(CoverTree)

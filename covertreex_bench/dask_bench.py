@@ -78,7 +78,7 @@ def on_cluster(preset, workload, m, client):
     run of ``m`` on its last tree, and make the cluster's results and reports those of ``m``.
     Returns the record of the cluster: workers, bytes each holds, query times and the
     speed-up over the local queries of ``m``."""
-    from covertreex.distributed import knn_report, scatter_tree
+    from covertreex.distributed import knn_report, scatter_tree, trimmed_workers
 
     info = client.scheduler_info()
     tree = m.tree
@@ -88,7 +88,7 @@ def on_cluster(preset, workload, m, client):
     future = scatter_tree(client, shipped)
     scatter_ms = (time.perf_counter() - start) * 1e3
     nbytes = client.run(_stored_bytes, future.key)
-    trims = client.run(_environ, "MALLOC_TRIM_THRESHOLD_")
+    trimmed = trimmed_workers(client)
     results, reports = [], []
     try:
         # Each worker process loads the compiled kernels on its first call: not timed.
@@ -111,7 +111,7 @@ def on_cluster(preset, workload, m, client):
         "threads_per_worker": sorted(set(client.nthreads().values())),
         "bytes_per_worker": {w: int(b) for w, b in sorted(nbytes.items())},
         # None where unset (see UNTRIMMED): a value here explains a slow cluster.
-        "malloc_trim_threshold": dict(sorted(trims.items())),
+        "malloc_trim_threshold": {w: trimmed.get(w) for w in sorted(info["workers"])},
         "scatter_ms": scatter_ms,
         "cluster_query_ms": [r.query_wall_ms for r in reports],
         "local_query_ms": local_ms,
@@ -130,13 +130,6 @@ def _one_query(preset, workload, tree):
         return np.array([tree.n - 1], dtype=np.int64)
     queries = workload.knn_queries
     return None if queries is None else queries[:1]
-
-
-def _environ(name: str):
-    """On a worker: its environment variable ``name``, or None."""
-    import os
-
-    return os.environ.get(name)
 
 
 def _stored_bytes(key, dask_worker=None) -> int:

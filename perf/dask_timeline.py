@@ -27,6 +27,7 @@ import argparse
 import time
 
 import numpy as np
+import psutil
 
 
 def _cpu_seconds(proc) -> dict:
@@ -35,7 +36,7 @@ def _cpu_seconds(proc) -> dict:
     for child in proc.children(recursive=True):
         try:
             out[f"pid {child.pid}"] = sum(child.cpu_times()[:2])
-        except Exception:  # a process that ended between the listing and the read
+        except psutil.Error:  # a process that ended between the listing and the read
             continue
     return out
 
@@ -49,7 +50,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import dask
-    import psutil
     from distributed import Client, LocalCluster, get_task_stream
 
     from covertreex import CoverTree
@@ -64,7 +64,7 @@ def main() -> None:
     queries, k, mode = workload.knn_queries, preset.k, preset.predecessor_mode
     for _ in range(2):
         start = time.perf_counter()
-        idx, dist, local = tree.knn_report(queries, k, predecessor_mode=mode)
+        idx, dist, _ = tree.knn_report(queries, k, predecessor_mode=mode)
         library_s = time.perf_counter() - start
     threads = tree.runtime.plan.walk.workers or tree.runtime.plan.guard.numba_threads
     with dask.config.set({} if args.dask_trim else UNTRIMMED), LocalCluster(

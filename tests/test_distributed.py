@@ -4,18 +4,21 @@ ends in an error naming it, never in a partial result; the core imports no dask.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
 
 distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed "
                                   "(pip install 'covertreex[dask]')")
+import dask  # noqa: E402
 
 from covertreex import CoverTree, Runtime  # noqa: E402
 from covertreex import distributed as cd  # noqa: E402
@@ -23,12 +26,24 @@ from covertreex import distributed as cd  # noqa: E402
 from conftest import gaussian, rbf_backend  # noqa: E402
 
 K = 9
+TRIM_KEY = f"distributed.nanny.pre-spawn-environ.{cd.TRIM_VARIABLE}"
+
+
+@contextlib.contextmanager
+def local_cluster(workers: int = 2, trim=None):
+    """A LocalCluster of single-threaded worker processes whose MALLOC_TRIM_THRESHOLD_ is
+    ``trim`` (None: unset, as docs/distributed.md advises). The setting holds while the
+    cluster lives: nannies read it when they start, which may come later, as when a killed
+    worker is restarted."""
+    with dask.config.set({TRIM_KEY: trim}), distributed.LocalCluster(
+            n_workers=workers, processes=True, threads_per_worker=1,
+            dashboard_address=":0") as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                  dashboard_address=":0") as cluster:
+    with local_cluster() as cluster:
         with distributed.Client(cluster) as c:
             yield c
 
@@ -138,9 +153,7 @@ def test_killed_worker_never_gives_a_partial_result():
     tree = CoverTree(Runtime(metric="residual_correlation", query_block=32)).fit(
         rbf_backend(gaussian(4000, 3, seed=43), 128))
     local = tree.knn(None, 30, return_distances=True)
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as client:
+    with local_cluster() as cluster, distributed.Client(cluster) as client:
         pids = client.run(os.getpid)
         outcome = {}
 
@@ -183,3 +196,24 @@ def _wait_for_busy_worker(client, runner, timeout):
 def _finished_knn_tasks(dask_scheduler=None):
     return sum(1 for key, ts in dask_scheduler.tasks.items()
                if str(key).startswith("covertreex-knn-") and ts.state == "memory")
+
+
+def test_scatter_warns_of_workers_that_run_with_dasks_trim_threshold(trees, client, monkeypatch):
+    tree = trees["blocked"]
+    # A nanny also sets its pre-spawn variables in the process that starts it, and later
+    # clusters here would inherit them: setenv puts this process's environment back afterwards.
+    monkeypatch.setenv(cd.TRIM_VARIABLE, "65536")
+    assert cd.trimmed_workers(client) == {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cd.WorkerMemoryWarning)
+        client.cancel([cd.scatter_tree(client, tree)])
+    # Dask's own default for the workers its nannies start.
+    with local_cluster(1, trim=65536) as cluster, distributed.Client(cluster) as trimmed:
+        assert list(cd.trimmed_workers(trimmed).values()) == ["65536"]
+        with pytest.warns(cd.WorkerMemoryWarning, match=r"1 worker\(s\) run with "
+                          r"MALLOC_TRIM_THRESHOLD_ set .*pre-spawn-environ"):
+            future = cd.scatter_tree(trimmed, tree)
+        # The warning changes nothing else: the run answers as the local tree does.
+        remote = cd.knn(tree, tree._coords[:40], K, client=trimmed, tree_future=future,
+                        return_distances=True)
+        assert_identical(tree.knn(tree._coords[:40], K, return_distances=True), remote)
