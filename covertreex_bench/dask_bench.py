@@ -40,10 +40,8 @@ def parse_spec(spec: str) -> tuple[str, int | str]:
     return kind, value
 
 
-# Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_ set, which turns off glibc's
-# adaptive mmap threshold: every tile output of a few MB is then mapped afresh and faulted in
-# page by page, and the walks run markedly slower (docs/distributed.md, "Worker memory
-# settings"). None unsets a pre-spawn variable.
+# Dask's nanny starts workers with covertreex.distributed.TRIM_VARIABLE set, which slows the
+# walks (its comment there says why). None unsets a pre-spawn variable.
 UNTRIMMED = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
