@@ -201,12 +201,18 @@ class CoverTree:
             by_id = np.argsort(ids, kind="stable")
             if not plan.split:
                 return by_id
+            # Rows answered by brute force (query_brute) come first, in id order: a scanned
+            # block costs its largest limit a row, so its limits should be close.
+            scanned = int(np.count_nonzero(ids <= plan.brute)) if plan.brute else 0
             # Runs grow with the ids before them, by about one part in COHERENT_RUN_GROWTH:
             # the limits inside a run then differ by that share at most.
             rank = np.arange(by_id.shape[0]) / plan.block
             run = np.empty_like(by_id)
             run[by_id] = np.floor(np.log1p(rank) / np.log1p(1.0 / COHERENT_RUN_GROWTH))
-            return np.lexsort((ids, hilbert_keys(qcoords), run))
+            run[by_id[:scanned]] = -1
+            space = hilbert_keys(qcoords)
+            space[by_id[:scanned]] = 0
+            return np.lexsort((ids, space, run))
         if plan.traversal == "blocked":
             # Neighbouring queries share most of their frontier: walk them in Hilbert order.
             return np.argsort(hilbert_keys(qcoords), kind="stable")
@@ -224,14 +230,18 @@ class CoverTree:
             qcoords = qcoords[perm]
         counters = new_counters()
         with thread_limits(self.runtime.plan.guard):
+            scan_limit = plan.brute if predecessor_mode else 0
             seeds = None
             if plan.traversal == "blocked" and plan.seeds:
                 # Seeds depend on each row alone, so any cut of the rows into blocks or Dask
-                # partitions walks from the same heaps.
-                seeds = seed_candidates(self._coords, qcoords, rows.limit, rows.exclude,
-                                        plan.seeds * k, plan.workers or default_threads())
+                # partitions walks from the same heaps. Rows that may be scanned need none.
+                seeds = np.full((rows.ids.shape[0], plan.seeds * k), -1, dtype=np.int64)
+                walked = rows.limit > scan_limit
+                seeds[walked] = seed_candidates(self._coords, qcoords[walked], rows.limit[walked],
+                                                rows.exclude[walked], plan.seeds * k,
+                                                plan.workers or default_threads())
             (idx, dist), pairs = knn_search(plan, arrays.view(), self.layout, self.metric, qdata,
-                                            rows, k, counters, progress, seeds)
+                                            rows, k, counters, progress, seeds, scan_limit)
         settle(counters)
         if perm is not None:
             inv = np.empty_like(perm)

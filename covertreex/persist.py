@@ -53,10 +53,11 @@ FORMAT = "covertreex.tree"
 VERSION = 1
 META = "__meta__"
 RUNTIME_SETTINGS = ("metric", "batch_size", "batch_order", "seed", "traversal", "query_block",
-                    "query_split", "query_seeds", "threads", "blas_threads", "float32_audit")
+                    "query_split", "query_seeds", "query_brute", "threads", "blas_threads",
+                    "float32_audit")
 # Settings added after format version 1 was published: files written before them lack them,
 # and the tree loads with the setting's default.
-LATER_SETTINGS = ("query_split", "query_seeds")
+LATER_SETTINGS = ("query_split", "query_seeds", "query_brute")
 KERNELS = {"RBF": RBF, "Matern52": Matern52}
 _TREE_FIELDS = ("levels", "parents", "radii", "parent_dist", "child_ptr", "child_idx",
                 "min_id_below")

@@ -35,6 +35,13 @@ SETTING_ENV = {
 }
 PHASE_ENV = {name: f"COVERTREEX_PHASE_{name.upper()}" for name in PHASE_NUMBERS}
 _PHASE_PREFIX = "COVERTREEX_PHASE_"
+# Predecessor-mode rows with at most this many candidates (ids below their own) are answered
+# by brute force by default, per metric. A residual tree holds every point, so a row with few
+# predecessors walks through many nodes it may not take, and its blocked walk evaluates more
+# pairs, each dearer, than a dense scan of its candidates (perf/README.md, "Brute force for
+# early rows"). Euclidean walks prune far more than a scan saves, so they never scan by default.
+BRUTE_DEFAULT = {"euclidean": 0, "residual_correlation": 49152}
+
 # Under the thread guard BLAS and OpenMP run one thread each, as the audit plan's phase 7
 # prescribes: the residual tiles are small GEMMs between Numba loops, and the walks already
 # run one block per core (perf/README.md, "Thread guard", has the measurement).
@@ -60,6 +67,7 @@ class WalkPlan:
     in Numba (else Python drives the loop and calls the tile per step); topk: bounded heaps
     (else full sorts); block: rows per tile; split: smallest half a kNN block splits into
     (0: blocks walk whole); seeds: seeded heap entries per neighbour asked for (0: none);
+    brute: predecessor-mode rows with limits up to this are answered by brute force (0: none);
     workers: walk threads (None: the cores)."""
 
     traversal: str
@@ -68,6 +76,7 @@ class WalkPlan:
     block: int
     split: int
     seeds: int
+    brute: int
     workers: int | None
 
 
@@ -112,6 +121,7 @@ _DEFAULTS = {
     "query_block": 256,
     "query_split": 16,
     "query_seeds": 2,
+    "query_brute": None,
     "threads": None,
     "blas_threads": None,
     "float32_audit": False,
@@ -144,6 +154,12 @@ class Runtime:
                  coordinate space (a k-d tree over the tree's coordinates), so the walk
                  prunes with a near-final k-th distance from its first level. 0 turns it off.
                  Results do not depend on it (docs/design.md, "Queries")
+    query_brute: brute force for early rows. In predecessor mode, the blocked traversal
+                 answers rows with at most query_brute candidates (ids below their own) by
+                 an exact scan of all of them in dense tiles, as scikit-learn's
+                 algorithm="brute", instead of walking the tree; those rows come first, in
+                 id order. None: the metric's default (residual_correlation 49152,
+                 euclidean 0); 0 turns it off (docs/design.md, "Queries")
     threads:     Numba threads under the thread guard, and worker threads of blocked walks,
                  which run that many blocks side by side (None: the cores available, as
                  scipy's workers=-1)
@@ -162,6 +178,7 @@ class Runtime:
     query_block: int | None = None
     query_split: int | None = None
     query_seeds: int | None = None
+    query_brute: int | None = None
     threads: int | None = None
     blas_threads: int | None = None
     float32_audit: bool | None = None
@@ -188,6 +205,8 @@ class Runtime:
         self._validate()
         if self.traversal is None:
             object.__setattr__(self, "traversal", "blocked" if self.metric == METRICS[1] else "pointwise")
+        if self.query_brute is None:
+            object.__setattr__(self, "query_brute", BRUTE_DEFAULT[self.metric])
         object.__setattr__(self, "_sources", tuple(sources.items()))
         object.__setattr__(self, "plan", self._resolve())
 
@@ -240,8 +259,11 @@ class Runtime:
             )
         as_positive_int(self.batch_size, "batch_size")
         as_positive_int(self.query_block, "query_block")
-        for name, zero in (("query_split", "whole blocks"), ("query_seeds", "no seeds")):
+        for name, zero in (("query_split", "whole blocks"), ("query_seeds", "no seeds"),
+                           ("query_brute", "no brute force")):
             value = getattr(self, name)
+            if value is None and name == "query_brute":
+                continue  # the metric's default
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise TypeError(f"{name} must be an integer >= 0 (0: {zero}), got {value!r}")
             if value < 0:
@@ -262,7 +284,7 @@ class Runtime:
                            float32_audit=self.float32_audit),
             walk=WalkPlan(traversal=self.traversal, nopython=ph.nopython_chunk_loop,
                           topk=ph.topk_selection, block=self.query_block, split=self.query_split,
-                          seeds=self.query_seeds, workers=self.threads),
+                          seeds=self.query_seeds, brute=self.query_brute, workers=self.threads),
             insert=InsertPlan(batch_size=self.batch_size, batch_order=self.batch_order,
                               seed=self.seed, pairwise_reuse=ph.pairwise_reuse),
             guard=GuardPlan(enabled=ph.thread_guard,

@@ -168,11 +168,16 @@ def metric_of(data):
 # that change how distances are computed: 1 (GEMM vs per-pair dot products for V), 2 (GEMM-norm
 # vs broadcast kernel tile) and 3 (conflict graph reusing vs recomputing batch distances).
 # docs/design.md, "Audit phases": every combination returns the same neighbours.
+# "brute-rows" answers every predecessor-mode row by brute force (Runtime.query_brute); the
+# other variants walk the tree for every row. The library's default would scan every
+# predecessor-mode row of data sets this small, so each variant pins it.
 RESIDUAL_VARIANTS = {
     "all-phases": Phases.all(),
     "baseline": Phases.baseline(),
     "pair-dots-gemm-kernel": replace(Phases.all(), block_gemm=False, pairwise_reuse=False),
+    "brute-rows": Phases.all(),
 }
+RESIDUAL_BRUTE = {"brute-rows": np.iinfo(np.int64).max}
 VARIANTS = {EUCLIDEAN: TRAVERSALS, RESIDUAL: tuple(RESIDUAL_VARIANTS)}
 
 
@@ -185,6 +190,7 @@ def runtime_for(metric, variant=None, **kwargs):
     if metric == EUCLIDEAN:
         return Runtime(metric=metric, traversal=variant, phases=Phases.all(), **kwargs)
     phases = RESIDUAL_VARIANTS[variant or "all-phases"]
+    kwargs.setdefault("query_brute", RESIDUAL_BRUTE.get(variant, 0))
     return Runtime(metric=metric, phases=phases, **kwargs)
 
 
@@ -340,9 +346,10 @@ def batch_order(request):
 
 def check_blocked_residual(backend, predecessor_mode, k=12, **settings):
     """A residual tree with Runtime(**settings) answers queries (every third id, or every
-    point in predecessor mode) as the brute force does, distances included."""
+    point in predecessor mode) as the brute force does, distances included. Every row walks
+    the tree unless settings give query_brute."""
     queries = None if predecessor_mode else np.arange(0, backend.n, 3)
-    runtime = Runtime(metric="residual_correlation", **settings)
+    runtime = Runtime(metric="residual_correlation", **{"query_brute": 0, **settings})
     idx, dist = CoverTree(runtime).fit(backend).knn(
         queries, k, return_distances=True, predecessor_mode=predecessor_mode)
     ref.check_residual_knn(backend, queries, idx, k, predecessor_mode=predecessor_mode,

@@ -39,7 +39,7 @@ def test_residual_results_do_not_depend_on_the_worker_count(backend, label):
     runs = []
     for threads in (1, 2):
         rt = Runtime(metric="residual_correlation", phases=PHASE_SETS[label], threads=threads,
-                     query_block=48)
+                     query_block=48, query_brute=0)
         tree = CoverTree(rt).fit(backend)
         idx, dist, report = tree.knn_report(None, k=7, predecessor_mode=True)
         runs.append((tree, idx, dist, report))

@@ -58,10 +58,11 @@ def test_query_split_rejects_what_is_not_an_integer_at_least_0(value, error):
 def test_query_split_0_walks_predecessor_rows_by_id(backend):
     """0 is the behaviour before coherent blocks: predecessor-mode rows in id order."""
     ids = np.random.default_rng(8).permutation(backend.n)
-    tree = CoverTree(Runtime(metric="residual_correlation", query_split=0)).fit(backend)
+    tree = CoverTree(Runtime(metric="residual_correlation", query_split=0,
+                             query_brute=0)).fit(backend)
     order = tree._walk_order(ids, backend.coords[ids], True)
     np.testing.assert_array_equal(ids[order], np.arange(backend.n))
-    split = CoverTree(Runtime(metric="residual_correlation")).fit(backend)
+    split = CoverTree(Runtime(metric="residual_correlation", query_brute=0)).fit(backend)
     order = split._walk_order(ids, backend.coords[ids], True)
     walked = ids[order]
     assert not np.array_equal(walked, np.arange(backend.n))

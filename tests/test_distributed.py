@@ -58,6 +58,9 @@ def trees(points):
     return {
         "residual": CoverTree(Runtime(metric="residual_correlation", query_block=64)).fit(
             rbf_backend(points, 64)),
+        # Predecessor rows up to id 700 scanned, the rest walked (Runtime.query_brute).
+        "residual-mixed": CoverTree(Runtime(metric="residual_correlation", query_block=64,
+                                            query_brute=700)).fit(rbf_backend(points, 64)),
         "pointwise": CoverTree(Runtime()).fit(points),
         "blocked": CoverTree(Runtime(traversal="blocked", query_block=64)).fit(points),
     }
@@ -73,6 +76,8 @@ CASES = [
     ("residual", None, True),
     ("residual", "ids", False),
     ("residual", "ids", True),
+    ("residual-mixed", None, True),
+    ("residual-mixed", "ids", True),
     ("pointwise", "fresh", False),
     ("pointwise", None, False),
     ("pointwise", None, True),

@@ -32,7 +32,7 @@ def tiny_p_backend():
 
 def _fit(backend, phases, audit=False, threads=None):
     rt = Runtime(metric="residual_correlation", phases=phases, float32_audit=audit,
-                 threads=threads, query_block=64)
+                 threads=threads, query_block=64, query_brute=0)
     return CoverTree(rt).fit(backend)
 
 

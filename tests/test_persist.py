@@ -34,7 +34,7 @@ def trees(points):
     matern = matern_backend(points, 40, lengthscale=(0.5, 1.0, 2.0), variance=1.5)
     odd = Runtime(metric="residual_correlation", phases=Phases(float32_staging=False),
                   batch_size=64, batch_order="random", seed=7, query_block=100, query_split=3,
-                  query_seeds=3, threads=2, blas_threads=1)
+                  query_seeds=3, query_brute=500, threads=2, blas_threads=1)
     return {
         "euclidean-pointwise": CoverTree(Runtime()).fit(points),
         "euclidean-blocked": CoverTree(Runtime(traversal="blocked", query_block=64)).fit(points),
@@ -349,16 +349,16 @@ def test_shared_fixture_trees_round_trip(tmp_path):
     assert_same_answers(tree, loaded)
 
 
-@pytest.mark.parametrize("setting", ["query_split", "query_seeds"])
+@pytest.mark.parametrize("setting", ["query_split", "query_seeds", "query_brute"])
 def test_a_file_written_before_a_later_setting_loads_with_its_default(trees, tmp_path, setting):
-    """query_split and query_seeds came after format version 1: a file that lacks one loads
-    with its default, answering as the saved tree did."""
+    """query_split, query_seeds and query_brute came after format version 1: a file that lacks
+    one loads with its default, answering as the saved tree did."""
     tree = trees["residual-rbf"]
     meta, arrays = _entries(tree)
     del meta["runtime"][setting]
     meta["sources"] = [s for s in meta["sources"] if s[0] != setting]
     loaded = CoverTree.load(_write(tmp_path / "old.npz", meta, arrays))
-    assert getattr(loaded.runtime, setting) == getattr(Runtime(), setting)
+    assert getattr(loaded.runtime, setting) == getattr(Runtime(metric=tree.runtime.metric), setting)
     np.testing.assert_array_equal(loaded.knn(None, 5), tree.knn(None, 5))
     meta["runtime"]["query_bloc"] = 3  # a misspelt setting is still refused
     with pytest.raises(ValueError, match="runtime settings"):

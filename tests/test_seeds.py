@@ -95,7 +95,8 @@ def test_seeds_shorten_single_row_walks(backend):
     ids = np.arange(backend.n // 2, backend.n, 7)
     pairs = {}
     for seeds in (0, 2):
-        runtime = Runtime(metric="residual_correlation", query_block=1, query_seeds=seeds)
+        runtime = Runtime(metric="residual_correlation", query_block=1, query_seeds=seeds,
+                          query_brute=0)
         tree = CoverTree(runtime).fit(backend)
         pairs[seeds] = tree.knn_report(ids, 12, predecessor_mode=True)[2].pairs_evaluated
     assert pairs[2] < 0.9 * pairs[0], pairs
@@ -104,7 +105,7 @@ def test_seeds_shorten_single_row_walks(backend):
 def test_seeded_and_unseeded_walks_find_the_same_ids(backend):
     results = {}
     for seeds in (0, 3):
-        runtime = Runtime(metric="residual_correlation", query_seeds=seeds)
+        runtime = Runtime(metric="residual_correlation", query_seeds=seeds, query_brute=0)
         results[seeds] = CoverTree(runtime).fit(backend).knn(None, 10, predecessor_mode=True)
     np.testing.assert_array_equal(results[3], results[0])
 

@@ -108,6 +108,28 @@ def offer_tile(dist, nodes, active, exclude, limit, hd, hi):
 
 
 @njit(cache=True, nogil=True)
+def offer_scan(dist, c0, exclude, limit, hd, hi):
+    """Offer every pair of a brute-force scan's tile: dist (b, f) of rows against the ids
+    c0 .. c0 + f - 1, none of them seeded or offered before. A row first tests in one
+    branch-free pass, which LLVM vectorises, whether any pair beats its current k-th
+    distance; most rows of a long scan have none."""
+    b, f = dist.shape
+    for r in range(b):
+        worst = hd[r, 0]
+        hit = False
+        for c in range(f):
+            hit |= dist[r, c] <= worst
+        if not hit:
+            continue
+        for c in range(f):
+            if dist[r, c] <= worst:
+                g = c0 + c
+                if g != exclude[r] and g < limit[r]:
+                    heap_offer(hd, hi, r, dist[r, c], g)
+                    worst = hd[r, 0]
+
+
+@njit(cache=True, nogil=True)
 def merge_tile_sorted(dist, nodes, active, exclude, limit, hd, hi):
     """Pre-audit selection (phase topk_selection off): each row's admissible tile
     entries and its current k best are fully sorted together and the first k kept.

@@ -13,21 +13,27 @@ from ..telemetry import WALK_MS
 from ..threads import default_threads
 from .frontier_kernels import expand_frontier
 from .specialise import specialise
-from .walk_kernels import (KNN, SCAN, Rows, WalkState, initial_active, seed_block_kernel,
-                           visit_tile, walk_block_kernel)
+from .walk_kernels import (KNN, SCAN, Rows, WalkState, initial_active, scan_block_kernel,
+                           seed_block_kernel, visit_tile, walk_block_kernel)
 
 __all__ = ["KNN", "SCAN", "Rows", "WalkPool", "WalkState", "walk_block", "walk_blocks"]
 
 
-def walk_block(pool, qdata, mode, tree, rows, state, workspace, counters, seeds=None) -> int:
+def walk_block(pool, qdata, mode, tree, rows, state, workspace, counters, seeds=None,
+               scan=False) -> int:
     """Walk a block of rows (a ``Rows`` of b rows) through ``tree`` (a TreeView) with the
     metric and plan of ``pool``; fills ``state`` (a ``WalkState``: mode SCAN fills
     best/parent/pdist, mode KNN the heaps hd, hi) and returns the pairs evaluated.
     workspace: a ``metric.workspace`` of at least b rows that no other thread uses meanwhile.
     seeds: None, or for mode KNN (b, s) int64 ids each row's empty heap is first filled
     with (``seed_block_kernel``), so that the walk starts with a near-final k-th distance.
+    scan: for mode KNN, answer the block by brute force over every id below its largest limit
+    (``scan_block_kernel``) instead of walking the tree; its seeds are then not used.
     """
     metric, plan = pool.metric, pool.plan
+    if scan:
+        kernel = specialise(scan_block_kernel, metric.kernels)
+        return kernel(qdata, metric.data, rows, state.hd, state.hi, workspace, counters)
     pairs = 0
     if seeds is not None and seeds.shape[1] > 0:
         seed = specialise(seed_block_kernel, metric.kernels)
@@ -128,7 +134,7 @@ class WalkPool:
 
 
 def walk_blocks(pool, qdata, mode, tree, rows, state, counters, then=(),
-                progress=None, seeds=None) -> np.ndarray:
+                progress=None, seeds=None, scan_limit=0) -> np.ndarray:
     """Walk rows (a ``Rows`` of q rows) in blocks of ``pool.block`` rows on the threads of
     ``pool``. ``state`` is a ``WalkState`` of q rows (unused arrays empty); a block writes
     only its own slice of it. ``then``: more ``WalkPool.run`` tasks, queued behind the
@@ -136,6 +142,8 @@ def walk_blocks(pool, qdata, mode, tree, rows, state, counters, then=(),
     into ``counters`` (see ``WalkPool.run``). progress: None or callable(done, q), called in
     this thread with the rows of the blocks completed so far as each block completes.
     seeds: None or (q, s) int64 seed ids of the rows, for mode KNN (see ``walk_block``).
+    scan_limit: for mode KNN, a block whose rows all have limits of at most this is
+    answered by brute force (``walk_block``'s scan) instead of a walk.
     Returns the pairs evaluated per block, (ceil(q / block),) int64.
     """
     q = rows.ids.shape[0]
@@ -147,10 +155,11 @@ def walk_blocks(pool, qdata, mode, tree, rows, state, counters, then=(),
         own_rows = Rows(*(a[sl] for a in rows))
         own_state = WalkState(*(a[sl] if a.shape[0] == q else a for a in state))
         own_seeds = None if seeds is None else seeds[sl]
+        scan = mode == KNN and own_rows.limit.max() <= scan_limit
 
         def task(workspace, task_counters):
             return walk_block(pool, qdata, mode, tree, own_rows, own_state, workspace,
-                              task_counters, own_seeds)
+                              task_counters, own_seeds, scan)
         return task
 
     blocks = [walk(start) for start in range(0, q, block)]

@@ -13,7 +13,8 @@ from numba import njit
 
 from .frontier_kernels import expand_frontier, pow2
 from .specialise import template
-from .visit_kernels import claim_bounds, claim_tile, heap_offer, merge_tile_sorted, offer_tile
+from .visit_kernels import (claim_bounds, claim_tile, heap_offer, merge_tile_sorted, offer_scan,
+                            offer_tile)
 
 SCAN = 0
 KNN = 1
@@ -53,6 +54,33 @@ def seed_block_kernel(qdata, tdata, ids, seeds, hd, hi, workspace, counters):
         for c in range(m):
             heap_offer(hd, hi, a, dist[0, c], cols[c])
         pairs += m
+    return pairs
+
+
+# Columns per tile of ``scan_block_kernel``: a (256, 2048) float64 tile is 4 MiB, and the tile
+# kernel's per-call work (gathering the rows' V, thresholds) is spread over that many pairs.
+SCAN_CHUNK = 2048
+
+
+@template()
+def scan_block_kernel(qdata, tdata, rows, hd, hi, workspace, counters):
+    """Answer a block of kNN rows (a ``Rows`` of b rows) by brute force: every id below the
+    block's largest limit, in dense tiles of SCAN_CHUNK consecutive ids, offered to the rows'
+    heaps hd, hi (b, k), which apply each row's own limit and exclusion. Returns the pairs
+    evaluated. The tiles are exact (thresholds of +inf), as in ``seed_block_kernel``."""
+    b = rows.ids.shape[0]
+    top = rows.limit.max()
+    every = np.zeros((0, 0), dtype=np.bool_)
+    row_thr = np.full(b, np.inf)
+    col_thr = np.full(SCAN_CHUNK, np.inf)
+    pairs = 0
+    for c0 in range(0, top, SCAN_CHUNK):
+        cols = np.arange(c0, min(top, c0 + SCAN_CHUNK))
+        f = cols.shape[0]
+        dist = tile_kernel(qdata, tdata, rows.ids, cols, every, row_thr, col_thr[:f], workspace,
+                           counters)
+        offer_scan(dist, c0, rows.exclude, rows.limit, hd, hi)
+        pairs += b * f
     return pairs
 
 

@@ -30,7 +30,8 @@ def sorted_results(hd: np.ndarray, hi: np.ndarray):
     return idx, dist
 
 
-def knn_search(plan, tree, layout, metric, qdata, rows, k, counters, progress=None, seeds=None):
+def knn_search(plan, tree, layout, metric, qdata, rows, k, counters, progress=None, seeds=None,
+               scan_limit=0):
     """k nearest admissible tree nodes for each query row.
 
     plan: the ``WalkPlan``; tree: the fitted ``TreeView``; layout: the tree's ``Layout``
@@ -40,7 +41,9 @@ def knn_search(plan, tree, layout, metric, qdata, rows, k, counters, progress=No
     called in this thread as blocks complete (blocked) or after each slice of rows
     (pointwise, see ``pointwise_slices``); the last call has done == q. seeds: None or
     (q, s) int64 ids that the blocked traversal fills each row's heap with first
-    (covertreex.query.seeds; admissible and distinct per row, then -1).
+    (covertreex.query.seeds; admissible and distinct per row, then -1). scan_limit: the
+    blocked traversal answers a block whose rows all have limits of at most this by brute
+    force instead of a walk (``covertreex.engine.walk.walk_blocks``).
     Returns ((idx (q, k) int64, dist (q, k) float64) sorted by (dist, id),
     pairs (q,) int64 distances evaluated; the blocked traversal counts whole tiles, per
     block, on the block's first row).
@@ -66,7 +69,7 @@ def knn_search(plan, tree, layout, metric, qdata, rows, k, counters, progress=No
     workers = min(plan.workers or default_threads(), -(-q // block))
     with WalkPool(metric, plan, block, workers) as pool:
         pairs[::block] = walk_blocks(pool, qdata, KNN, tree, rows, state, counters,
-                                     progress=progress, seeds=seeds)
+                                     progress=progress, seeds=seeds, scan_limit=scan_limit)
     return sorted_results(hd, hi), pairs
 
 

@@ -144,10 +144,19 @@ def _count_flagged(active, c0, f):
 
 @njit(cache=True, nogil=True)
 def _gather_into(a, ids, out):
-    """out[r] = a[ids[r]] for r < len(ids); returns that leading part of out."""
-    for r in range(ids.shape[0]):
+    """out[r] = a[ids[r]] for r < len(ids); returns that leading part of out. Consecutive
+    ids (a brute-force scan's columns) return the slice of a itself: no copy."""
+    n = ids.shape[0]
+    consecutive = n > 0
+    for r in range(1, n):
+        if ids[r] != ids[0] + r:
+            consecutive = False
+            break
+    if consecutive:
+        return a[ids[0]:ids[0] + n]
+    for r in range(n):
         out[r] = a[ids[r]]
-    return out[:ids.shape[0]]
+    return out[:n]
 
 
 _LOG2E = 1.4426950408889634
