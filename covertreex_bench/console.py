@@ -121,6 +121,10 @@ def _query_lines(result: dict) -> list[str]:
         lines.append(f"  GEMM share     {_fmt(q.get('gemm_share'), '{:.3f}')}: query tiles "
                      f"{q['tile_gflops']:.1f} GFLOP/s, DGEMM of a tile chunk's shape "
                      f"{_fmt(q.get('dgemm_gflops'))} GFLOP/s, both on the walk's threads")
+    brute = (result.get("runtime") or {}).get("query_brute")
+    if result.get("predecessor_mode") and brute:
+        lines.append(f"  brute rows     rows with at most {brute} candidates (ids below their own) "
+                     "scanned, not walked (Runtime.query_brute)")
     if q.get("blocked_over_single") is not None:
         lines.append(f"  blocked/single {q['blocked_over_single']:.3f}: {q['single_row_pairs_per_row']:.1f} "
                      f"pairs/row walking {q['single_row_sample']} sampled rows one a block; "

@@ -58,7 +58,7 @@ def main() -> None:
     work = load_workload(preset)
     tree = CoverTree(make_runtime(preset)).fit(work.backend)
     n, k, m = preset.n, preset.k, preset.inducing
-    print(f"{preset.name}: n={n}, k={k}, m={m}, build {tree.build_report.build_wall_ms:.0f} ms")
+    print(f"{preset.name}: n={n}, k={k}, m={m}")
     trees = {b: replace(tree, runtime=replace(tree.runtime, query_brute=b))
              for b in {*args.brute, 0, args.early}}
     if args.early:

@@ -174,7 +174,8 @@ def test_sampled_vecchia_run_reports_and_shows_its_sampling(runs):
     assert result["query"]["brute_pairs_per_row"] == (2048 - 1) / 2
     text = console.format_result(result)
     assert "SAMPLED AND SCALED" in text and f"{sampling['rows_checked']} query rows" in text
-    for label in ("pairs/row", "GEMM share", "blocked/single", "peak RSS"):
+    for label in ("pairs/row", "GEMM share", "blocked/single", "peak RSS",
+                  f"rows with at most {result['runtime']['query_brute']} candidates"):
         assert label in text, label
     verdicts = {v["figure"]: v["status"] for v in result["verdicts"]}
     for figure in ("recall", "peak_rss_mb", "gemm_share", "blocked_over_single",
