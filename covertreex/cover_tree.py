@@ -18,7 +18,7 @@ from .metrics.residual.backend import ResidualBackend
 from .metrics.residual.metric import ResidualMetric
 from .query.knn import knn_search
 from .query.seeds import seed_candidates
-from .runtime import Runtime
+from .runtime import Runtime, auto_brute
 from .telemetry import (KP_MS, KP_PAIRS, WB_MS, WB_PAIRS, BuildReport, QueryReport, new_counters,
                         settle)
 from .threads import default_threads, thread_limits
@@ -203,7 +203,8 @@ class CoverTree:
                 return by_id
             # Rows answered by brute force (query_brute) come first, in id order: a scanned
             # block costs its largest limit a row, so its limits should be close.
-            scanned = int(np.count_nonzero(ids <= plan.brute)) if plan.brute else 0
+            brute = self._brute_limit()
+            scanned = int(np.count_nonzero(ids <= brute)) if brute else 0
             # Runs grow with the ids before them, by about one part in COHERENT_RUN_GROWTH:
             # the limits inside a run then differ by that share at most.
             rank = np.arange(by_id.shape[0]) / plan.block
@@ -218,6 +219,11 @@ class CoverTree:
             return np.argsort(hilbert_keys(qcoords), kind="stable")
         return None
 
+    def _brute_limit(self) -> int:
+        """The largest limit of a predecessor-mode row answered by brute force."""
+        brute = self.runtime.plan.walk.brute
+        return auto_brute(self.metric.name, self.arrays.n) if brute is None else brute
+
     def _search(self, qdata, rows, qcoords, perm, k, predecessor_mode: bool, start: float,
                 progress=None):
         """knn_report's search for the validated k nearest of ``rows`` (a ``Rows``, with
@@ -230,7 +236,7 @@ class CoverTree:
             qcoords = qcoords[perm]
         counters = new_counters()
         with thread_limits(self.runtime.plan.guard):
-            scan_limit = plan.brute if predecessor_mode else 0
+            scan_limit = self._brute_limit() if predecessor_mode else 0
             seeds = None
             if plan.traversal == "blocked" and plan.seeds:
                 # Seeds depend on each row alone, so any cut of the rows into blocks or Dask

@@ -35,12 +35,22 @@ SETTING_ENV = {
 }
 PHASE_ENV = {name: f"COVERTREEX_PHASE_{name.upper()}" for name in PHASE_NUMBERS}
 _PHASE_PREFIX = "COVERTREEX_PHASE_"
-# Predecessor-mode rows with at most this many candidates (ids below their own) are answered
-# by brute force by default, per metric. A residual tree holds every point, so a row with few
-# predecessors walks through many nodes it may not take, and its blocked walk evaluates more
-# pairs, each dearer, than a dense scan of its candidates (perf/README.md, "Brute force for
-# early rows"). Euclidean walks prune far more than a scan saves, so they never scan by default.
-BRUTE_DEFAULT = {"euclidean": 0, "residual_correlation": 49152}
+# The bounds of query_brute=None for the residual metric (``auto_brute``). A residual tree
+# holds every point, so a predecessor-mode row with few predecessors walks through many nodes
+# it may not take, and its blocked walk evaluates about as many pairs as a dense scan of its
+# candidates, each dearer. The more points the tree holds beyond a row's limit, the dearer its
+# walk, so the scan pays up to a larger limit in a larger tree (perf/README.md, "Brute force
+# for early rows").
+BRUTE_MIN, BRUTE_MAX = 32768, 49152
+
+
+def auto_brute(metric: str, n: int) -> int:
+    """The query_brute of ``Runtime(query_brute=None)`` for a tree of n points: for the
+    residual metric half the points, but at least BRUTE_MIN and at most BRUTE_MAX; 0 (never
+    scan) for Euclidean trees, whose walks prune far more than a scan would save."""
+    if metric != "residual_correlation":
+        return 0
+    return min(max(n // 2, BRUTE_MIN), BRUTE_MAX)
 
 # Under the thread guard BLAS and OpenMP run one thread each, as the audit plan's phase 7
 # prescribes: the residual tiles are small GEMMs between Numba loops, and the walks already
@@ -67,8 +77,8 @@ class WalkPlan:
     in Numba (else Python drives the loop and calls the tile per step); topk: bounded heaps
     (else full sorts); block: rows per tile; split: smallest half a kNN block splits into
     (0: blocks walk whole); seeds: seeded heap entries per neighbour asked for (0: none);
-    brute: predecessor-mode rows with limits up to this are answered by brute force (0: none);
-    workers: walk threads (None: the cores)."""
+    brute: predecessor-mode rows with limits up to this are answered by brute force (0: none;
+    None: ``auto_brute`` of the tree); workers: walk threads (None: the cores)."""
 
     traversal: str
     nopython: bool
@@ -76,7 +86,7 @@ class WalkPlan:
     block: int
     split: int
     seeds: int
-    brute: int
+    brute: int | None
     workers: int | None
 
 
@@ -158,8 +168,9 @@ class Runtime:
                  answers rows with at most query_brute candidates (ids below their own) by
                  an exact scan of all of them in dense tiles, as scikit-learn's
                  algorithm="brute", instead of walking the tree; those rows come first, in
-                 id order. None: the metric's default (residual_correlation 49152,
-                 euclidean 0); 0 turns it off (docs/design.md, "Queries")
+                 id order. None: ``auto_brute`` of the tree's metric and size (residual:
+                 n / 2 within 32768 .. 49152; euclidean: 0); 0 turns it off
+                 (docs/design.md, "Queries")
     threads:     Numba threads under the thread guard, and worker threads of blocked walks,
                  which run that many blocks side by side (None: the cores available, as
                  scipy's workers=-1)
@@ -205,8 +216,6 @@ class Runtime:
         self._validate()
         if self.traversal is None:
             object.__setattr__(self, "traversal", "blocked" if self.metric == METRICS[1] else "pointwise")
-        if self.query_brute is None:
-            object.__setattr__(self, "query_brute", BRUTE_DEFAULT[self.metric])
         object.__setattr__(self, "_sources", tuple(sources.items()))
         object.__setattr__(self, "plan", self._resolve())
 
@@ -263,7 +272,7 @@ class Runtime:
                            ("query_brute", "no brute force")):
             value = getattr(self, name)
             if value is None and name == "query_brute":
-                continue  # the metric's default
+                continue  # auto_brute of the fitted tree
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise TypeError(f"{name} must be an integer >= 0 (0: {zero}), got {value!r}")
             if value < 0:

@@ -122,6 +122,10 @@ def _query_lines(result: dict) -> list[str]:
                      f"{q['tile_gflops']:.1f} GFLOP/s, DGEMM of a tile chunk's shape "
                      f"{_fmt(q.get('dgemm_gflops'))} GFLOP/s, both on the walk's threads")
     brute = (result.get("runtime") or {}).get("query_brute")
+    if brute is None and result.get("n"):
+        from covertreex.runtime import auto_brute
+
+        brute = auto_brute(result["metric"], result["n"])
     if result.get("predecessor_mode") and brute:
         lines.append(f"  brute rows     rows with at most {brute} candidates (ids below their own) "
                      "scanned, not walked (Runtime.query_brute)")

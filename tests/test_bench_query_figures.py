@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from covertreex import reference
+from covertreex.runtime import auto_brute
 from covertreex_bench import bench, console, results, thresholds
 from covertreex_bench.gemm import dgemm_gflops
 from covertreex_bench.workloads import load_workload
@@ -175,7 +176,7 @@ def test_sampled_vecchia_run_reports_and_shows_its_sampling(runs):
     text = console.format_result(result)
     assert "SAMPLED AND SCALED" in text and f"{sampling['rows_checked']} query rows" in text
     for label in ("pairs/row", "GEMM share", "blocked/single", "peak RSS",
-                  f"rows with at most {result['runtime']['query_brute']} candidates"):
+                  f"rows with at most {auto_brute(result['metric'], 2048)} candidates"):
         assert label in text, label
     verdicts = {v["figure"]: v["status"] for v in result["verdicts"]}
     for figure in ("recall", "peak_rss_mb", "gemm_share", "blocked_over_single",

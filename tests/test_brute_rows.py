@@ -10,7 +10,7 @@ import covertreex.cover_tree as cover_tree_module
 from covertreex import CoverTree, Runtime
 from covertreex import reference as ref
 from covertreex.metrics.residual import build_residual_backend
-from covertreex.runtime import BRUTE_DEFAULT
+from covertreex.runtime import BRUTE_MAX, BRUTE_MIN, auto_brute
 
 from conftest import assert_euclidean_equal, check_blocked_residual, gaussian
 
@@ -90,13 +90,20 @@ def test_rows_to_scan_get_no_seeds(backend, monkeypatch):
     assert np.array_equal(np.sort(np.concatenate(asked)), np.arange(2101, N))
 
 
-def test_the_default_is_per_metric_and_zero_turns_it_off():
+def test_the_default_scans_up_to_half_the_tree_within_its_bounds(backend):
+    """None: half the points, within 32768 .. 49152, for residual trees; never for Euclidean."""
     residual = Runtime(metric="residual_correlation")
-    assert residual.query_brute == BRUTE_DEFAULT["residual_correlation"] > 0
-    assert residual.describe()["query_brute"] == {"value": residual.query_brute,
-                                                  "source": "default"}
-    assert Runtime().query_brute == BRUTE_DEFAULT["euclidean"] == 0
+    assert residual.query_brute is None
+    assert residual.describe()["query_brute"] == {"value": None, "source": "default"}
+    for n, want in ((1500, BRUTE_MIN), (65536, BRUTE_MIN), (81920, 40960), (131072, BRUTE_MAX),
+                    (10 ** 7, BRUTE_MAX)):
+        assert auto_brute("residual_correlation", n) == want, n
+        assert auto_brute("euclidean", n) == 0
     assert Runtime(metric="residual_correlation", query_brute=0).plan.walk.brute == 0
+    # This tree's default scans every predecessor-mode row: the pairs of the scan.
+    default = CoverTree(Runtime(metric="residual_correlation", query_block=BLOCK)).fit(backend)
+    assert (default.knn_report(None, 8, predecessor_mode=True)[2].pairs_evaluated
+            == _tree(backend, N).knn_report(None, 8, predecessor_mode=True)[2].pairs_evaluated)
 
 
 @pytest.mark.parametrize("value, error", [(-1, ValueError), (1.5, TypeError), (True, TypeError),
