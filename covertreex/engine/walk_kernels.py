@@ -58,7 +58,7 @@ def seed_block_kernel(qdata, tdata, ids, seeds, hd, hi, workspace, counters):
 
 
 # Columns per tile of ``scan_block_kernel``: a (256, 2048) float64 tile is 4 MiB, and the tile
-# kernel's per-call work (gathering the rows' V, thresholds) is spread over that many pairs.
+# kernel's per-call work (the row split, the output's allocation) is spread over that many pairs.
 SCAN_CHUNK = 2048
 
 
