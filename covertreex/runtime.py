@@ -47,7 +47,7 @@ BRUTE_MIN, BRUTE_MAX = 32768, 49152
 def auto_brute(metric: str, n: int) -> int:
     """The query_brute of ``Runtime(query_brute=None)`` for a tree of n points: for the
     residual metric half the points, but at least BRUTE_MIN and at most BRUTE_MAX; 0 (never
-    scan) for Euclidean trees, whose walks prune far more than a scan would save."""
+    scan) for Euclidean trees, for which a scan has not been measured against the walk."""
     if metric != "residual_correlation":
         return 0
     return min(max(n // 2, BRUTE_MIN), BRUTE_MAX)
