@@ -5,9 +5,9 @@
 On the preset's V (rows and columns drawn at random from its ids, so columns come from memory
 as a walk's frontier does), for tiles of 256, 128, 64, 32, 16 and 8 rows, interleaved:
 
-- ``gram_direct`` (V read in place, two rows by five columns a step) against gathering the
-  columns and one BLAS GEMM, the two ways a dense chunk takes its V products
-  (``DIRECT_GRAM_ROWS`` in covertreex/metrics/residual/tile_kernels.py chooses between them);
+- ``gram_direct`` (V read in place, four rows by six columns a step), which gives a dense
+  chunk its V products (covertreex/metrics/residual/tile_kernels.py), against gathering the
+  columns for one BLAS GEMM;
 - on a chunk of 256 rows x 512 columns with 60 % of its pairs flagged, ``finish_dense`` (every
   pair, no branch) against ``finish_chunk`` (flagged pairs only).
 

@@ -30,11 +30,12 @@ ResidualData = namedtuple("ResidualData", [
 
 # One traversal thread's scratch for ``residual_tile_kernel`` on up to ``block`` rows:
 # gathered V and centred coordinates of the rows, v_rows (block, m) and c_rows (block, d),
-# and of one column chunk, v_cols (chunk, m) and c_cols (chunk, d); (block * chunk,) buffers
+# centred coordinates of one column chunk, c_cols (chunk, d) (the chunk's V is read where it
+# lies, see ``gram_direct``); (block * chunk,) buffers
 # for the V Gram block, the coordinate cross term and the kernel values; with float32
 # staging, float32 copies of the V buffers and of the Gram block (empty otherwise).
 TileWorkspace = namedtuple("TileWorkspace", [
-    "v_rows", "c_rows", "v_cols", "c_cols", "gram", "cross", "kern", "v32_rows", "v32_cols",
+    "v_rows", "c_rows", "c_cols", "gram", "cross", "kern", "v32_rows", "v32_cols",
     "gram32"])
 
 RESIDUAL_KERNELS = MetricKernels("residual_correlation", residual_pair, residual_tile_kernel)
@@ -51,7 +52,7 @@ def tile_workspace(data: ResidualData, block: int, chunk: int = TILE_CHUNK) -> T
     m, d = data.v.shape[1], data.xs.shape[1]
     b32, c32 = (block, chunk) if data.f32_on else (0, 0)
     return TileWorkspace(
-        np.empty((block, m)), np.empty((block, d)), np.empty((chunk, m)), np.empty((chunk, d)),
+        np.empty((block, m)), np.empty((block, d)), np.empty((chunk, d)),
         np.empty(block * chunk), np.empty(block * chunk), np.empty(block * chunk),
         np.empty((b32, m), dtype=np.float32), np.empty((c32, m), dtype=np.float32),
         np.empty(b32 * c32, dtype=np.float32))

@@ -2,9 +2,9 @@
 
 The kernels read the metric's ``ResidualData`` (covertreex.metrics.residual.metric): scaled
 coordinates, V, 1/sqrt(p), the kernel's variance and code, and the tile plan's switches.
-Tiles take ``V_Q V_T^T`` from one float64 GEMM and fuse the kernel tile, the correlation and
-the square root in one Numba pass. docs/design.md, "The residual-correlation metric", gives
-the definitions.
+Tiles take ``V_Q V_T^T`` from one float64 GEMM (``gram_direct``) and fuse the kernel tile,
+the correlation and the square root in one Numba pass. docs/design.md, "The
+residual-correlation metric", gives the definitions.
 """
 
 import math
@@ -91,45 +91,66 @@ def _gram_of_flagged(vq, pos, v, cols, active, c0, gram):
                 gram[r, b] = dot
 
 
-# Tiles of fewer rows than this take their V Gram entries from ``gram_direct`` instead of a
-# gather and a BLAS GEMM: with few rows the gather of the columns' V and BLAS's packing cost
-# more than the products (perf/README.md, "Direct Gram tiles and dense finishes").
-DIRECT_GRAM_ROWS = 128
+# A dense chunk takes its V Gram entries from ``gram_direct``, at every row count: with V read
+# in place and four rows by six columns a step, it ran faster than gathering the columns for a
+# BLAS GEMM from 8 rows to 256 (perf/README.md, "Direct Gram tiles and dense finishes").
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def gram_direct(vq, v, cols, out):
     """out[r, c] = vq[r] . V[cols[c]] for vq (b, m) and out (b, len(cols)), reading the
-    columns' rows of V where they are, two rows by five columns a step: the five columns'
-    rows stay in L1 while every pair of rows streams past them, so each row of vq is read
-    from L2 once per five columns, and the ten sums, each its own chain of fused
-    multiply-adds, keep both FMA units busy. Rows and columns past the end repeat the last
-    one (their sums land on it again). reassoc lets LLVM vectorise the ten sums (see
-    ``_gram_of_flagged`` for the error bound)."""
+    columns' rows of V where they are, four rows by six columns a step: the six columns' rows
+    stay in L1 while every four rows stream past them, so each row of vq is read from L2 once
+    per six columns, and the 24 sums, each its own chain of fused multiply-adds, fill the
+    vector registers (wider or taller steps spill them). Rows and columns past the end repeat
+    the last one (their sums land on it again). reassoc lets LLVM vectorise the sums (see
+    ``_gram_of_flagged`` for the error bound); a pair is summed in the same order whatever
+    the tile's shape."""
     b, m = vq.shape
     f = cols.shape[0]
-    for c in range(0, f, 5):
-        c1, c2, c3, c4 = min(c + 1, f - 1), min(c + 2, f - 1), min(c + 3, f - 1), min(c + 4, f - 1)
-        j0, j1, j2, j3, j4 = cols[c], cols[c1], cols[c2], cols[c3], cols[c4]
-        for r in range(0, b, 2):
-            r1 = min(r + 1, b - 1)
-            s00 = s01 = s02 = s03 = s04 = s10 = s11 = s12 = s13 = s14 = 0.0
+    for c in range(0, f, 6):
+        c1, c2, c3 = min(c + 1, f - 1), min(c + 2, f - 1), min(c + 3, f - 1)
+        c4, c5 = min(c + 4, f - 1), min(c + 5, f - 1)
+        j0, j1, j2, j3, j4, j5 = cols[c], cols[c1], cols[c2], cols[c3], cols[c4], cols[c5]
+        for r0 in range(0, b, 4):
+            r1, r2, r3 = min(r0 + 1, b - 1), min(r0 + 2, b - 1), min(r0 + 3, b - 1)
+            s00 = s01 = s02 = s03 = s04 = s05 = s10 = s11 = s12 = s13 = s14 = s15 = 0.0
+            s20 = s21 = s22 = s23 = s24 = s25 = s30 = s31 = s32 = s33 = s34 = s35 = 0.0
             for t in range(m):
-                x0, x1, x2, x3, x4 = v[j0, t], v[j1, t], v[j2, t], v[j3, t], v[j4, t]
-                y0, y1 = vq[r, t], vq[r1, t]
+                x0, x1, x2, x3, x4, x5 = v[j0, t], v[j1, t], v[j2, t], v[j3, t], v[j4, t], v[j5, t]
+                y0, y1, y2, y3 = vq[r0, t], vq[r1, t], vq[r2, t], vq[r3, t]
                 s00 += y0 * x0
                 s01 += y0 * x1
                 s02 += y0 * x2
                 s03 += y0 * x3
                 s04 += y0 * x4
+                s05 += y0 * x5
                 s10 += y1 * x0
                 s11 += y1 * x1
                 s12 += y1 * x2
                 s13 += y1 * x3
                 s14 += y1 * x4
-            out[r, c], out[r, c1], out[r, c2], out[r, c3], out[r, c4] = s00, s01, s02, s03, s04
-            out[r1, c], out[r1, c1], out[r1, c2], out[r1, c3], out[r1, c4] = (s10, s11, s12,
-                                                                              s13, s14)
+                s15 += y1 * x5
+                s20 += y2 * x0
+                s21 += y2 * x1
+                s22 += y2 * x2
+                s23 += y2 * x3
+                s24 += y2 * x4
+                s25 += y2 * x5
+                s30 += y3 * x0
+                s31 += y3 * x1
+                s32 += y3 * x2
+                s33 += y3 * x3
+                s34 += y3 * x4
+                s35 += y3 * x5
+            out[r0, c], out[r0, c1], out[r0, c2], out[r0, c3], out[r0, c4], out[r0, c5] = (
+                s00, s01, s02, s03, s04, s05)
+            out[r1, c], out[r1, c1], out[r1, c2], out[r1, c3], out[r1, c4], out[r1, c5] = (
+                s10, s11, s12, s13, s14, s15)
+            out[r2, c], out[r2, c1], out[r2, c2], out[r2, c3], out[r2, c4], out[r2, c5] = (
+                s20, s21, s22, s23, s24, s25)
+            out[r3, c], out[r3, c1], out[r3, c2], out[r3, c3], out[r3, c4], out[r3, c5] = (
+                s30, s31, s32, s33, s34, s35)
 
 
 @njit(cache=True, nogil=True)
@@ -364,7 +385,7 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wor
     t_start = read_cycles() if timed else 0
     b, f = rows.shape[0], cols.shape[0]
     every = active.shape[0] == 0
-    chunk = ws.v_cols.shape[0]
+    chunk = ws.c_cols.shape[0]
     out = np.empty((b, f))
     col_thr_min = col_thr.min() if f > 0 else np.inf
     e_pos, i_pos = _split_rows(t.f32_ok, rows, row_thr, col_thr_min, t.f32_on and t.gemm_v)
@@ -387,10 +408,8 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wor
             gram_by_pairs(t.v, rows, part, gram)
         elif flagged * SPARSE_GRAM_DEN < b * w:
             _gram_of_flagged(vq, i_pos, t.v, part, active, c0, gram)
-        elif 0 < ni < DIRECT_GRAM_ROWS:
-            gram_direct(vq, t.v, part, gram)
         elif ni > 0:
-            np.dot(vq, _gather_into(t.v, part, ws.v_cols).T, gram)
+            gram_direct(vq, t.v, part, gram)
         gram32 = ws.gram32[:ne * w].reshape(ne, w)
         if ne > 0:
             np.dot(vq32, _gather_into(t.v32, part, ws.v32_cols).T, gram32)
