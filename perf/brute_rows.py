@@ -52,7 +52,10 @@ def main() -> None:
                         help="DGEMM GFLOP/s on the walk threads, for the floor (default 82)")
     args = parser.parse_args()
     warnings.simplefilter("ignore", RuntimeWarning)  # the thread-guard note
-    preset = get_preset(args.preset)
+    try:
+        preset = get_preset(args.preset)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.n is not None and args.n != preset.n:
         preset = scaled(preset, args.n)
     work = load_workload(preset)

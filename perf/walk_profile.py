@@ -96,7 +96,10 @@ def main() -> None:
     if args.rows < 1 or args.threads < 1 or args.top < 1:
         parser.error("--rows, --threads and --top must be positive")
     warnings.simplefilter("ignore", RuntimeWarning)  # the thread-guard note
-    preset = get_preset(args.preset)
+    try:
+        preset = get_preset(args.preset)
+    except ValueError as exc:
+        parser.error(str(exc))
     if not 0 < args.rows <= preset.n:
         parser.error(f"--rows must be within 1..{preset.n}, the preset's points")
     args.out.parent.mkdir(parents=True, exist_ok=True)
