@@ -94,8 +94,6 @@ def _gram_of_flagged(vq, pos, v, cols, active, c0, gram):
 # A dense chunk takes its V Gram entries from ``gram_direct``, at every row count: with V read
 # in place and four rows by six columns a step, it ran faster than gathering the columns for a
 # BLAS GEMM from 8 rows to 256 (perf/README.md, "Direct Gram tiles and dense finishes").
-
-
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def gram_direct(vq, v, cols, out):
     """out[r, c] = vq[r] . V[cols[c]] for vq (b, m) and out (b, len(cols)), reading the
