@@ -1,13 +1,13 @@
-"""Where a predecessor-mode walk spends its time, by Numba function: a Linux ``perf`` profile
-of the top rows of a residual preset, with the compiled kernels named.
+"""Where a predecessor-mode walk (or a build) spends its time, by Numba function: a Linux
+``perf`` profile of a residual preset, with the compiled kernels named.
 
     .venv/bin/python perf/walk_profile.py [--preset vecchia-131k] [--rows 8192] [--threads 1]
-                                          [--top 15] [--out out/perf/walk.data]
+                                          [--build] [--top 15] [--out out/perf/walk.data]
 
-Builds the preset's tree, walks its top ``--rows`` ids once untimed (Numba compiles or loads
-its kernels), then again under ``perf record`` attached to this process (499 samples a
-second), and prints the wall time and the ``--top`` symbols of ``perf report`` by share of
-samples. ``perf`` cannot name code that Numba compiled at run time; after the walk the script
+Builds the preset's tree, walks its top ``--rows`` ids once untimed (Numba compiles its
+kernels), then again under ``perf record`` attached to this process (499 samples a second),
+and prints the wall time and the ``--top`` symbols of ``perf report`` by share of samples.
+With ``--build``, the second build of the tree is profiled instead of the walk. ``perf`` cannot name code that Numba compiled at run time; after the walk the script
 writes ``/tmp/perf-<pid>.map`` (the address and size of every function of every compiled
 Numba library, named by its Python module and function), which ``perf report`` reads. Only
 kernels compiled in this process can be mapped (one loaded from Numba's cache holds no
@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--preset", default="vecchia-131k", help="a residual preset")
     parser.add_argument("--rows", type=int, default=8192, help="top ids walked (default 8192)")
     parser.add_argument("--threads", type=int, default=1, help="walk threads (default 1)")
+    parser.add_argument("--build", action="store_true", help="profile a build, not the walk")
     parser.add_argument("--top", type=int, default=15, help="symbols printed (default 15)")
     parser.add_argument("--out", type=Path, default=Path("out/perf/walk.data"),
                         help="perf's data file (default out/perf/walk.data)")
@@ -106,24 +107,28 @@ def main() -> None:
     work = load_workload(preset)
     if work.backend is None:
         parser.error(f"preset {args.preset!r} is not residual")
-    tree = CoverTree(make_runtime(preset)).fit(work.backend)
-    tree = replace(tree, runtime=replace(tree.runtime, threads=args.threads))
+    runtime = replace(make_runtime(preset), threads=args.threads)
+    tree = CoverTree(runtime).fit(work.backend)
     ids = np.arange(preset.n - args.rows, preset.n)
-    tree.knn_report(ids, preset.k, predecessor_mode=True)  # compiles or loads the kernels
+    tree.knn_report(ids, preset.k, predecessor_mode=True)  # compiles the kernels
     record = subprocess.Popen(["perf", "record", "-F", "499", "-p", str(os.getpid()), "-o",
                                str(args.out)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # perf attaches
     start = time.perf_counter()
-    tree.knn_report(ids, preset.k, predecessor_mode=True)
+    if args.build:
+        CoverTree(runtime).fit(work.backend)
+    else:
+        tree.knn_report(ids, preset.k, predecessor_mode=True)
     wall = time.perf_counter() - start
     record.send_signal(signal.SIGINT)
     record.wait()
     count = write_perf_map(Path(f"/tmp/perf-{os.getpid()}.map"))
     if count == 0:
         sys.exit("walk_profile.py: no compiled Numba function could be mapped")
-    print(f"{preset.name}: top {args.rows} ids walked on {args.threads} thread(s) in "
-          f"{wall:.2f} s; {count} Numba functions mapped; perf data in {args.out}")
+    what = "built" if args.build else f"top {args.rows} ids walked"
+    print(f"{preset.name}: {what} on {args.threads} thread(s) in {wall:.2f} s; {count} Numba "
+          f"functions mapped; perf data in {args.out}")
     report = subprocess.run(["perf", "report", "-i", str(args.out), "--no-children",
                              "--sort", "symbol", "--stdio"], capture_output=True, text=True)
     lines = [line for line in report.stdout.splitlines() if "%" in line and "#" not in line]
