@@ -13,7 +13,8 @@ Numba library, named by its Python module and function), which ``perf report`` r
 kernels compiled in this process can be mapped (one loaded from Numba's cache holds no
 function table), so the script points ``NUMBA_CACHE_DIR`` at an empty temporary folder before
 Numba loads, and the first walk compiles everything (about a minute). Rows
-whose ids exceed ``auto_brute``'s limit are walked, not scanned, so the profile is the walk's.
+whose ids exceed ``auto_brute``'s limit are walked; the others are scanned (every row of a tree
+of up to 32768 points), and the profile is then the scan's.
 Needs ``perf`` on PATH and permission to attach to the process.
 """
 
@@ -94,19 +95,24 @@ def main() -> None:
     if shutil.which("perf") is None:
         parser.exit(2, "walk_profile.py: error: `perf` is not on PATH (Debian: apt-get install "
                        "linux-perf)\n")
-    if args.rows < 1 or args.threads < 1 or args.top < 1:
-        parser.error("--rows, --threads and --top must be positive")
+    if args.threads < 1 or args.top < 1:
+        parser.error("--threads and --top must be positive")
     warnings.simplefilter("ignore", RuntimeWarning)  # the thread-guard note
     try:
         preset = get_preset(args.preset)
     except ValueError as exc:
         parser.error(str(exc))
+    if preset.metric != "residual_correlation":
+        parser.error(f"preset {args.preset!r} is not residual")
     if not 0 < args.rows <= preset.n:
         parser.error(f"--rows must be within 1..{preset.n}, the preset's points")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        parser.error(f"cannot write --out {args.out}: {exc.strerror}")
+    if not os.access(args.out.parent, os.W_OK):
+        parser.error(f"cannot write --out {args.out}: its folder is not writable")
     work = load_workload(preset)
-    if work.backend is None:
-        parser.error(f"preset {args.preset!r} is not residual")
     runtime = replace(make_runtime(preset), threads=args.threads)
     tree = CoverTree(runtime).fit(work.backend)
     ids = np.arange(preset.n - args.rows, preset.n)
@@ -115,6 +121,10 @@ def main() -> None:
                                str(args.out)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # perf attaches
+    if record.poll() is not None:
+        sys.exit(f"walk_profile.py: `perf record -p {os.getpid()}` exited with status "
+                 f"{record.returncode}; attaching to a process may need root or "
+                 "kernel.perf_event_paranoid <= 1")
     start = time.perf_counter()
     if args.build:
         CoverTree(runtime).fit(work.backend)
