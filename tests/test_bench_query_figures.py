@@ -118,11 +118,23 @@ def test_every_1_is_the_full_brute_force_and_the_sample_its_rows(sampled):
     assert every.sampling is None and "SAMPLED" not in every.kind
     assert every.rows.tolist() == list(range(preset.queries))  # rows_checked == q
     np.testing.assert_array_equal(every.result[0], full_idx)
-    np.testing.assert_allclose(every.result[1], full_dist, rtol=0, atol=1e-12)
+    _same_within_the_float64_rule(workload.backend, every.rows, every.result[1], full_dist)
     ref = bench.compute_reference(preset, workload)
     assert ref.sampling["rows_checked"] == ref.rows.size == bench.REFERENCE_BLOCK_ROWS
     np.testing.assert_array_equal(ref.result[0], full_idx[ref.rows])
-    np.testing.assert_allclose(ref.result[1], full_dist[ref.rows], rtol=0, atol=1e-12)
+    _same_within_the_float64_rule(workload.backend, ref.rows, ref.result[1],
+                                  full_dist[ref.rows])
+
+
+def _same_within_the_float64_rule(backend, rows, got, expected):
+    """Distances (q, k) of rows (q,) agree in |rho| = 1 - d^2 within the float64 rule
+    (docs/design.md): BLAS rounds a block of rows differently from all rows at once, by
+    more than 1e-12 on some CPUs' kernels."""
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(np.isfinite(got), finite)
+    gap = np.abs((1 - got[finite] ** 2) - (1 - expected[finite] ** 2))
+    tol = reference.residual_tolerance(backend, rows)[:, None]
+    np.testing.assert_array_less(gap, np.broadcast_to(tol, finite.shape)[finite])
 
 
 def test_recall_is_judged_on_the_sampled_rows_only(sampled):
