@@ -5,8 +5,8 @@
 On the preset's V (rows and columns drawn at random from its ids, so columns come from memory
 as a walk's frontier does), for tiles of 256, 128, 64, 32, 16 and 8 rows, interleaved:
 
-- ``gram_direct`` (V read in place, four rows by six columns a step), which gives a dense
-  chunk its V products (covertreex/metrics/residual/tile_kernels.py), against gathering the
+- ``gram_direct`` (V read in place, four rows by six columns a step) with every pair
+  flagged, which gives a chunk its V products (covertreex/metrics/residual/tile_kernels.py), against gathering the
   columns for one BLAS GEMM;
 - on a chunk of 256 rows x 512 columns with 60 % of its pairs flagged, ``finish_dense`` (every
   pair, no branch) against ``finish_chunk`` (flagged pairs only).
@@ -53,6 +53,7 @@ def main() -> None:
     metric = ResidualMetric(work.backend, Runtime(metric="residual_correlation").plan.tiles)
     v, n = metric.v, metric.n
     rng = np.random.default_rng(0)
+    every = np.zeros((0, 0), dtype=np.bool_)  # no flags: every pair, as a dense chunk
     print(f"{args.preset}: V {v.shape[0]} x {v.shape[1]}, {args.cols} columns, one thread, "
           f"medians of {args.rounds}, ns a pair")
     with threadpool_limits(limits=1, user_api="blas"):
@@ -60,11 +61,12 @@ def main() -> None:
             rows = rng.choice(n, b, replace=False)
             cols = np.sort(rng.choice(n, args.cols, replace=False)).astype(np.int64)
             vq = np.ascontiguousarray(v[rows])
+            rows_at = np.arange(b)
             out = np.empty((b, args.cols))
             gathered = np.empty((args.cols, v.shape[1]))
 
             def direct():
-                gram_direct(vq, v, cols, out)
+                gram_direct(vq, v, cols, every, rows_at, 0, out)
 
             def blas():
                 np.take(v, cols, axis=0, out=gathered)

@@ -83,10 +83,10 @@ def test_chunked_nopython_tile_equals_the_python_tile(backend, label, nrows):
     np.testing.assert_allclose(1 - got**2, 1 - expected**2, rtol=0, atol=1e-9)
     settle(counters)
     assert counters[WB_PAIRS] == counters[KP_PAIRS] == rows.size * cols.size
-    # With a mask only the flagged pairs are defined; they must still match. A chunk with
-    # fewer flagged pairs than 1 in SPARSE_GRAM_DEN takes dot products instead of a GEMM:
-    # masks of 30 % and 5 %, and one whose first chunk is dense and the others sparse. A
-    # chunk at least half flagged takes every pair through finish_dense: a mask of 70 %.
+    # With a mask only the flagged pairs are defined; they must still match. The V Gram
+    # skips rows with no flag among six columns: masks of 30 % and 5 %, and one whose first
+    # chunk is 30 % flagged and the others 5 %. A chunk at least half flagged takes every
+    # pair through finish_dense: a mask of 70 %.
     dense = rng.random((rows.size, cols.size)) < 0.3
     sparse = rng.random((rows.size, cols.size)) < 0.05
     mostly = rng.random((rows.size, cols.size)) < 0.7
@@ -140,8 +140,31 @@ def test_direct_gram_equals_the_gemm_for_every_shape(b, f):
     rows = rng.choice(40, b, replace=False)
     cols = rng.choice(40, f, replace=False).astype(np.int64)
     out = np.full((b, f), np.nan)
-    gram_direct(np.ascontiguousarray(v[rows]), v, cols, out)
+    every = np.zeros((0, 0), dtype=np.bool_)
+    gram_direct(np.ascontiguousarray(v[rows]), v, cols, every, np.arange(b), 0, out)
     np.testing.assert_allclose(out, v[rows] @ v[cols].T, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("density", [0.02, 0.2, 0.6])
+def test_direct_gram_sets_every_flagged_pair_and_skips_rows_without_flags(density):
+    """Rows of vq are rows pos of a wider flag array, read from column c0; a row with no flag
+    among a step's six columns is not computed there."""
+    rng = np.random.default_rng(int(density * 100))
+    v = rng.standard_normal((300, 33))
+    rows = rng.choice(300, 23, replace=False)
+    cols = rng.choice(300, 50, replace=False).astype(np.int64)
+    pos = rng.permutation(30)[:23].astype(np.int64)
+    c0 = 7
+    active = rng.random((30, c0 + 50 + 4)) < density
+    out = np.full((23, 50), np.nan)
+    gram_direct(np.ascontiguousarray(v[rows]), v, cols, active, pos, c0, out)
+    flags = active[pos, c0:c0 + 50]
+    expected = v[rows] @ v[cols].T
+    np.testing.assert_allclose(out[flags], expected[flags], rtol=1e-13, atol=1e-13)
+    idle = np.repeat(~np.add.reduceat(flags, np.arange(0, 50, 6), axis=1).astype(bool), 6,
+                     axis=1)[:, :50]
+    assert idle.any()
+    assert np.isnan(out[idle]).all()
 
 
 def test_dense_finish_gives_finish_chunks_bits_on_flagged_pairs(backend):

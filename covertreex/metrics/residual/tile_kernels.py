@@ -66,52 +66,56 @@ def gram_by_pairs(v, rows, cols, out):
             out[a, b] = _row_dot(v, rows[a], cols[b])
 
 
-# A chunk with fewer flagged pairs than 1 in SPARSE_GRAM_DEN takes its V Gram entries one
-# dot product per flagged pair instead of one GEMM for all pairs: a lone dot product is bound
-# by loads and costs several GEMM pairs, so sparse chunks win and dense ones lose. The value
-# is the best of those measured (perf/README.md, "Sparse Gram chunks").
-SPARSE_GRAM_DEN = 4
-
-
+# Every chunk takes its V Gram entries from ``gram_direct``: with V read in place and four
+# rows by six columns a step, it ran faster than gathering the columns for a BLAS GEMM from 8
+# rows to 256. Taking, six columns at a time, only the rows flagged there (in blocks of four
+# rows when they have two flags or more) ran faster on sparse chunks than one dot product per
+# flagged pair over the whole chunk, whose columns' V no longer stayed in cache from one row
+# to the next (perf/README.md, "Direct Gram tiles and dense finishes").
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _gram_of_flagged(vq, pos, v, cols, active, c0, gram):
-    """gram[r, b] = vq[r] . V[cols[b]] for the pairs (pos[r], c0 + b) flagged in active,
-    others left unset; vq (len(pos), m) holds the rows' V. reassoc lets LLVM vectorise the
-    sums: the error bound behind prune_slack holds for any order of summation, with or
-    without fused multiply-adds."""
-    m = v.shape[1]
-    for r in range(pos.shape[0]):
-        a = pos[r]
-        for b in range(cols.shape[0]):
-            if active[a, c0 + b]:
-                j = cols[b]
-                dot = 0.0
-                for t in range(m):
-                    dot += vq[r, t] * v[j, t]
-                gram[r, b] = dot
-
-
-# A dense chunk takes its V Gram entries from ``gram_direct``, at every row count: with V read
-# in place and four rows by six columns a step, it ran faster than gathering the columns for a
-# BLAS GEMM from 8 rows to 256 (perf/README.md, "Direct Gram tiles and dense finishes").
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def gram_direct(vq, v, cols, out):
+def gram_direct(vq, v, cols, active, pos, c0, out):
     """out[r, c] = vq[r] . V[cols[c]] for vq (b, m) and out (b, len(cols)), reading the
-    columns' rows of V where they are, four rows by six columns a step: the six columns' rows
-    stay in L1 while every four rows stream past them, so each row of vq is read from L2 once
-    per six columns, and the 24 sums, each its own chain of fused multiply-adds, fill the
-    vector registers (wider or taller steps spill them). Rows and columns past the end repeat
-    the last one (their sums land on it again). reassoc lets LLVM vectorise the sums (see
-    ``_gram_of_flagged`` for the error bound); a pair is summed in the same order whatever
-    the tile's shape."""
+    columns' rows of V where they are, six columns a step. Row r's flags are
+    active[pos[r], c0:c0 + len(cols)], for pos (b,) int64 and active (B, F) bool (every pair
+    is flagged when active is empty). Every flagged pair is set; of the others, some are
+    set and the rest left unset. In a step, the rows with two or more flags among its six
+    columns go four at a time: the six columns' rows stay in L1 while the four rows stream
+    past them, so each row of vq is read from L2 once per six columns, and the 24 sums, each
+    its own chain of fused multiply-adds, fill the vector registers (wider or taller steps
+    spill them); a group short of rows or columns repeats its last one (the sums land on it
+    again). A row with one flag there takes one dot product, and a row with none is skipped.
+    reassoc lets LLVM vectorise the sums: the error bound behind prune_slack holds for any
+    order of summation, with or without fused multiply-adds."""
     b, m = vq.shape
     f = cols.shape[0]
+    every = active.shape[0] == 0
+    sel = np.empty(b + 3, dtype=np.int64)
     for c in range(0, f, 6):
         c1, c2, c3 = min(c + 1, f - 1), min(c + 2, f - 1), min(c + 3, f - 1)
         c4, c5 = min(c + 4, f - 1), min(c + 5, f - 1)
+        n = 0
+        for r in range(b):
+            flags = 6
+            if not every:
+                flags = 0
+                for cc in range(c, min(f, c + 6)):
+                    flags += active[pos[r], c0 + cc]
+            if flags >= 2:
+                sel[n] = r
+                n += 1
+            elif flags == 1:
+                for cc in range(c, min(f, c + 6)):
+                    if active[pos[r], c0 + cc]:
+                        dot = 0.0
+                        for t in range(m):
+                            dot += vq[r, t] * v[cols[cc], t]
+                        out[r, cc] = dot
+        if n == 0:
+            continue
+        sel[n:n + 3] = sel[n - 1]
         j0, j1, j2, j3, j4, j5 = cols[c], cols[c1], cols[c2], cols[c3], cols[c4], cols[c5]
-        for r0 in range(0, b, 4):
-            r1, r2, r3 = min(r0 + 1, b - 1), min(r0 + 2, b - 1), min(r0 + 3, b - 1)
+        for q in range(0, n, 4):
+            r0, r1, r2, r3 = sel[q], sel[q + 1], sel[q + 2], sel[q + 3]
             s00 = s01 = s02 = s03 = s04 = s05 = s10 = s11 = s12 = s13 = s14 = s15 = 0.0
             s20 = s21 = s22 = s23 = s24 = s25 = s30 = s31 = s32 = s33 = s34 = s35 = 0.0
             for t in range(m):
@@ -370,9 +374,8 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wor
     Columns go in chunks through the ``TileWorkspace`` buffers, so a tile allocates only its
     output and each chunk's Gram block is still in cache when the distance pass reads it.
     Only pairs flagged in ``active`` (b, f) get a kernel value and a distance (the rest are
-    never read; scalar exp is the dearest part here), and a chunk with few flagged pairs
-    takes their V Gram entries one dot product each rather than by GEMM
-    (``SPARSE_GRAM_DEN``). With float32 staging, rows whose p allows it take V_Q V_T^T from
+    never read; scalar exp is the dearest part here), and the V Gram computes, six columns
+    at a time, only the rows flagged there (``gram_direct``). With float32 staging, rows whose p allows it take V_Q V_T^T from
     a float32 GEMM, and a pair's float32 distance is kept only where its error bound shows
     it above row_thr[a] + col_thr[c], the threshold under which the walk could use it (see
     ``_finish_chunk_f32``). Time goes to the tick slots of counters, float32 decisions to
@@ -404,10 +407,8 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wor
         flagged = b * w if every else _count_flagged(active, c0, w)
         if not t.gemm_v:
             gram_by_pairs(t.v, rows, part, gram)
-        elif flagged * SPARSE_GRAM_DEN < b * w:
-            _gram_of_flagged(vq, i_pos, t.v, part, active, c0, gram)
         elif ni > 0:
-            gram_direct(vq, t.v, part, gram)
+            gram_direct(vq, t.v, part, active, i_pos, c0, gram)
         gram32 = ws.gram32[:ne * w].reshape(ne, w)
         if ne > 0:
             np.dot(vq32, _gather_into(t.v32, part, ws.v32_cols).T, gram32)
