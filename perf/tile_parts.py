@@ -6,8 +6,8 @@ On the preset's V (rows and columns drawn at random from its ids, so columns com
 as a walk's frontier does), for tiles of 256, 128, 64, 32, 16 and 8 rows, interleaved:
 
 - ``gram_direct`` (V read in place, four rows by six columns a step) with every pair
-  flagged, which gives a chunk its V products (covertreex/metrics/residual/tile_kernels.py), against gathering the
-  columns for one BLAS GEMM;
+  flagged, which gives a chunk its V products (covertreex/metrics/residual/tile_kernels.py),
+  against gathering the columns for one BLAS GEMM;
 - on a chunk of 256 rows x 512 columns with 60 % of its pairs flagged, ``finish_dense`` (every
   pair, no branch) against ``finish_chunk`` (flagged pairs only).
 

@@ -82,7 +82,7 @@ def gram_direct(vq, v, cols, active, pos, c0, out):
     columns go four at a time: the six columns' rows stay in L1 while the four rows stream
     past them, so each row of vq is read from L2 once per six columns, and the 24 sums, each
     its own chain of fused multiply-adds, fill the vector registers (wider or taller steps
-    spill them); a group short of rows or columns repeats its last one (the sums land on it
+    spill them); a step short of rows or columns repeats its last one (the sums land on it
     again). A row with one flag there takes one dot product, and a row with none is skipped.
     reassoc lets LLVM vectorise the sums: the error bound behind prune_slack holds for any
     order of summation, with or without fused multiply-adds."""
@@ -375,11 +375,11 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wor
     output and each chunk's Gram block is still in cache when the distance pass reads it.
     Only pairs flagged in ``active`` (b, f) get a kernel value and a distance (the rest are
     never read; scalar exp is the dearest part here), and the V Gram computes, six columns
-    at a time, only the rows flagged there (``gram_direct``). With float32 staging, rows whose p allows it take V_Q V_T^T from
-    a float32 GEMM, and a pair's float32 distance is kept only where its error bound shows
-    it above row_thr[a] + col_thr[c], the threshold under which the walk could use it (see
-    ``_finish_chunk_f32``). Time goes to the tick slots of counters, float32 decisions to
-    its F32 slots.
+    at a time, only the rows flagged there (``gram_direct``). With float32 staging, rows
+    whose p allows it take V_Q V_T^T from a float32 GEMM, and a pair's float32 distance is
+    kept only where its error bound shows it above row_thr[a] + col_thr[c], the threshold
+    under which the walk could use it (see ``_finish_chunk_f32``). Time goes to the tick
+    slots of counters, float32 decisions to its F32 slots.
     """
     t, ws = tdata, workspace
     timed = counters.shape[0] > 0  # an empty array switches telemetry off
