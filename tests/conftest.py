@@ -364,3 +364,15 @@ def check_blocked_euclidean(seed, q, k=9, **settings):
     runtime = Runtime(traversal="blocked", **settings)
     idx, dist = CoverTree(runtime).fit(points).knn(queries, k, return_distances=True)
     ref.check_euclidean_knn(points, queries, idx, dist, k)
+
+
+def assert_rho_within_rule(backend, rows, got, expected):
+    """Residual distances got and expected (q, f) of query ids rows (q,) agree in
+    |rho| = 1 - d^2 within the float64 rule (docs/design.md): two exact evaluations that sum
+    V's products in different orders (BLAS kernels, tile shapes) differ by less than it.
+    Infinite entries (padding) must match as such."""
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(np.isfinite(got), finite)
+    gap = np.abs((1 - got[finite] ** 2) - (1 - expected[finite] ** 2))
+    tol = np.broadcast_to(ref.residual_tolerance(backend, rows)[:, None], finite.shape)
+    np.testing.assert_array_less(gap, tol[finite])

@@ -6,10 +6,9 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from covertreex.reference import residual_tolerance
+from conftest import assert_rho_within_rule
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,9 +26,7 @@ def test_tile_suites_set_up_and_time_the_same_distances(tile_suite):
     python_tile, kernel_tile = tiles.ResidualTile(), tiles.ResidualTileKernel()
     python_tile.setup(c.TILE_PRESET, "all")
     kernel_tile.setup(c.TILE_PRESET, "all")
-    # |rho| = 1 - d^2, the form the float64 rule bounds (docs/design.md): the two sum V's
-    # products in different orders (Numba's register-blocked loop and BLAS).
-    gap = np.abs((1 - kernel_tile._tile() ** 2) - (1 - python_tile._tile() ** 2))
-    tol = residual_tolerance(python_tile.metric.backend, python_tile.rows)[:, None]
-    np.testing.assert_array_less(gap, np.broadcast_to(tol, gap.shape))
+    # The two sum V's products in different orders (Numba's register-blocked loop and BLAS).
+    assert_rho_within_rule(python_tile.metric.backend, python_tile.rows, kernel_tile._tile(),
+                           python_tile._tile())
     assert kernel_tile.track_tile_over_gemm(c.TILE_PRESET, "all") > 0
