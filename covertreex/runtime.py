@@ -41,7 +41,7 @@ _PHASE_PREFIX = "COVERTREEX_PHASE_"
 # candidates, each dearer. The more points the tree holds beyond a row's limit, the dearer its
 # walk, so the scan pays up to a larger limit in a larger tree (perf/README.md, "Brute force
 # for early rows").
-BRUTE_MIN, BRUTE_MAX = 32768, 49152
+BRUTE_MIN, BRUTE_MAX = 32768, 40960
 
 
 def auto_brute(metric: str, n: int) -> int:
@@ -169,7 +169,7 @@ class Runtime:
                  an exact scan of all of them in dense tiles, as scikit-learn's
                  algorithm="brute", instead of walking the tree; those rows come first, in
                  id order. None: ``auto_brute`` of the tree's metric and size (residual:
-                 n / 2 within 32768 .. 49152; euclidean: 0); 0 turns it off
+                 n / 2 within 32768 .. 40960; euclidean: 0); 0 turns it off
                  (docs/design.md, "Queries")
     threads:     Numba threads under the thread guard, and worker threads of blocked walks,
                  which run that many blocks side by side (None: the cores available, as

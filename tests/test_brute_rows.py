@@ -91,11 +91,11 @@ def test_rows_to_scan_get_no_seeds(backend, monkeypatch):
 
 
 def test_the_default_scans_up_to_half_the_tree_within_its_bounds(backend):
-    """None: half the points, within 32768 .. 49152, for residual trees; never for Euclidean."""
+    """None: half the points, within 32768 .. 40960, for residual trees; never for Euclidean."""
     residual = Runtime(metric="residual_correlation")
     assert residual.query_brute is None
     assert residual.describe()["query_brute"] == {"value": None, "source": "default"}
-    for n, want in ((1500, BRUTE_MIN), (65536, BRUTE_MIN), (81920, 40960), (131072, BRUTE_MAX),
+    for n, want in ((1500, BRUTE_MIN), (65536, BRUTE_MIN), (73728, 36864), (131072, BRUTE_MAX),
                     (10 ** 7, BRUTE_MAX)):
         assert auto_brute("residual_correlation", n) == want, n
         assert auto_brute("euclidean", n) == 0
