@@ -9,7 +9,7 @@ import pytest
 from covertreex import CoverTree, Phases, Runtime
 from covertreex.metrics.residual import build_residual_backend
 from covertreex.metrics.residual.metric import ResidualMetric, exact_thresholds
-from covertreex.metrics.residual.tile_kernels import (ROW_GROUP, TILE_CHUNK,
+from covertreex.metrics.residual.tile_kernels import (TILE_CHUNK,
                                                       _exp_nonpos_inplace, finish_chunk,
                                                       finish_dense, gram_direct,
                                                       residual_tile_kernel)
@@ -130,16 +130,15 @@ def test_gemm_kernel_provider_matches_the_broadcast_tile_within_1e_6(kernel):
     np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12 * kern.variance)
 
 
-@pytest.mark.parametrize("b", [1, 2, 3, 4, 5, 7, 8, 9, ROW_GROUP, ROW_GROUP + 1,
-                               2 * ROW_GROUP + 3])
+@pytest.mark.parametrize("b", [1, 2, 3, 4, 5, 7, 8, 9])
 @pytest.mark.parametrize("f", [1, 2, 5, 6, 7, 11, 12, 13])
 def test_direct_gram_equals_the_gemm_for_every_shape(b, f):
     """Steps of four rows by six columns, the last step of each clamped to the last row or
-    column, in groups of ROW_GROUP rows, the last group partial."""
+    column."""
     rng = np.random.default_rng(b * 10 + f)
-    v = rng.standard_normal((200, 33))
-    rows = rng.choice(200, b, replace=False)
-    cols = rng.choice(200, f, replace=False).astype(np.int64)
+    v = rng.standard_normal((40, 33))
+    rows = rng.choice(40, b, replace=False)
+    cols = rng.choice(40, f, replace=False).astype(np.int64)
     out = np.full((b, f), np.nan)
     every = np.zeros((0, 0), dtype=np.bool_)
     gram_direct(np.ascontiguousarray(v[rows]), v, cols, every, np.arange(b), 0, out)

@@ -21,12 +21,6 @@ _SQRT5 = math.sqrt(5.0)
 # Columns per chunk of a nopython tile: a 256-row block's Gram chunk (256 x 512 float64,
 # 1 MiB) stays in cache between the GEMM that writes it and the pass that reads it.
 TILE_CHUNK = 512
-# Rows a pass of ``gram_direct`` on a tile whose pairs are all flagged (brute-force scans,
-# seeds): the group's rows of vq (64 x 512 float64, 256 KiB) can stay in L2 while every
-# column passes, and a 256-row block's (1 MiB) could not. Flagged tiles keep one pass: their
-# columns, gathered from all over V, cost more to read again per group than the rows saved
-# (perf/README.md, "Row groups for dense tiles").
-ROW_GROUP = 64
 
 
 @njit(nogil=True, inline="always")
@@ -90,79 +84,75 @@ def gram_direct(vq, v, cols, active, pos, c0, out):
     its own chain of fused multiply-adds, fill the vector registers (wider or taller steps
     spill them); a step short of rows or columns repeats its last one (the sums land on it
     again). A row with one flag there takes one dot product, and a row with none is skipped.
-    When every pair is flagged, the rows go ROW_GROUP at a time, each group past every column.
     reassoc lets LLVM vectorise the sums: the error bound behind prune_slack holds for any
     order of summation, with or without fused multiply-adds."""
     b, m = vq.shape
     f = cols.shape[0]
     every = active.shape[0] == 0
     sel = np.empty(b + 3, dtype=np.int64)
-    group = ROW_GROUP if every else b
-    for g0 in range(0, b, group):
-        for c in range(0, f, 6):
-            c1, c2, c3 = min(c + 1, f - 1), min(c + 2, f - 1), min(c + 3, f - 1)
-            c4, c5 = min(c + 4, f - 1), min(c + 5, f - 1)
-            n = 0
-            for r in range(g0, min(b, g0 + group)):
-                flags = 6
-                if not every:
-                    flags = 0
-                    for cc in range(c, min(f, c + 6)):
-                        flags += active[pos[r], c0 + cc]
-                if flags >= 2:
-                    sel[n] = r
-                    n += 1
-                elif flags == 1:
-                    for cc in range(c, min(f, c + 6)):
-                        if active[pos[r], c0 + cc]:
-                            dot = 0.0
-                            for t in range(m):
-                                dot += vq[r, t] * v[cols[cc], t]
-                            out[r, cc] = dot
-            if n == 0:
-                continue
-            sel[n:n + 3] = sel[n - 1]
-            j0, j1, j2, j3, j4, j5 = cols[c], cols[c1], cols[c2], cols[c3], cols[c4], cols[c5]
-            for q in range(0, n, 4):
-                r0, r1, r2, r3 = sel[q], sel[q + 1], sel[q + 2], sel[q + 3]
-                s00 = s01 = s02 = s03 = s04 = s05 = s10 = s11 = s12 = s13 = s14 = s15 = 0.0
-                s20 = s21 = s22 = s23 = s24 = s25 = s30 = s31 = s32 = s33 = s34 = s35 = 0.0
-                for t in range(m):
-                    x0, x1, x2 = v[j0, t], v[j1, t], v[j2, t]
-                    x3, x4, x5 = v[j3, t], v[j4, t], v[j5, t]
-                    y0, y1, y2, y3 = vq[r0, t], vq[r1, t], vq[r2, t], vq[r3, t]
-                    s00 += y0 * x0
-                    s01 += y0 * x1
-                    s02 += y0 * x2
-                    s03 += y0 * x3
-                    s04 += y0 * x4
-                    s05 += y0 * x5
-                    s10 += y1 * x0
-                    s11 += y1 * x1
-                    s12 += y1 * x2
-                    s13 += y1 * x3
-                    s14 += y1 * x4
-                    s15 += y1 * x5
-                    s20 += y2 * x0
-                    s21 += y2 * x1
-                    s22 += y2 * x2
-                    s23 += y2 * x3
-                    s24 += y2 * x4
-                    s25 += y2 * x5
-                    s30 += y3 * x0
-                    s31 += y3 * x1
-                    s32 += y3 * x2
-                    s33 += y3 * x3
-                    s34 += y3 * x4
-                    s35 += y3 * x5
-                out[r0, c], out[r0, c1], out[r0, c2], out[r0, c3], out[r0, c4], out[r0, c5] = (
-                    s00, s01, s02, s03, s04, s05)
-                out[r1, c], out[r1, c1], out[r1, c2], out[r1, c3], out[r1, c4], out[r1, c5] = (
-                    s10, s11, s12, s13, s14, s15)
-                out[r2, c], out[r2, c1], out[r2, c2], out[r2, c3], out[r2, c4], out[r2, c5] = (
-                    s20, s21, s22, s23, s24, s25)
-                out[r3, c], out[r3, c1], out[r3, c2], out[r3, c3], out[r3, c4], out[r3, c5] = (
-                    s30, s31, s32, s33, s34, s35)
+    for c in range(0, f, 6):
+        c1, c2, c3 = min(c + 1, f - 1), min(c + 2, f - 1), min(c + 3, f - 1)
+        c4, c5 = min(c + 4, f - 1), min(c + 5, f - 1)
+        n = 0
+        for r in range(b):
+            flags = 6
+            if not every:
+                flags = 0
+                for cc in range(c, min(f, c + 6)):
+                    flags += active[pos[r], c0 + cc]
+            if flags >= 2:
+                sel[n] = r
+                n += 1
+            elif flags == 1:
+                for cc in range(c, min(f, c + 6)):
+                    if active[pos[r], c0 + cc]:
+                        dot = 0.0
+                        for t in range(m):
+                            dot += vq[r, t] * v[cols[cc], t]
+                        out[r, cc] = dot
+        if n == 0:
+            continue
+        sel[n:n + 3] = sel[n - 1]
+        j0, j1, j2, j3, j4, j5 = cols[c], cols[c1], cols[c2], cols[c3], cols[c4], cols[c5]
+        for q in range(0, n, 4):
+            r0, r1, r2, r3 = sel[q], sel[q + 1], sel[q + 2], sel[q + 3]
+            s00 = s01 = s02 = s03 = s04 = s05 = s10 = s11 = s12 = s13 = s14 = s15 = 0.0
+            s20 = s21 = s22 = s23 = s24 = s25 = s30 = s31 = s32 = s33 = s34 = s35 = 0.0
+            for t in range(m):
+                x0, x1, x2, x3, x4, x5 = v[j0, t], v[j1, t], v[j2, t], v[j3, t], v[j4, t], v[j5, t]
+                y0, y1, y2, y3 = vq[r0, t], vq[r1, t], vq[r2, t], vq[r3, t]
+                s00 += y0 * x0
+                s01 += y0 * x1
+                s02 += y0 * x2
+                s03 += y0 * x3
+                s04 += y0 * x4
+                s05 += y0 * x5
+                s10 += y1 * x0
+                s11 += y1 * x1
+                s12 += y1 * x2
+                s13 += y1 * x3
+                s14 += y1 * x4
+                s15 += y1 * x5
+                s20 += y2 * x0
+                s21 += y2 * x1
+                s22 += y2 * x2
+                s23 += y2 * x3
+                s24 += y2 * x4
+                s25 += y2 * x5
+                s30 += y3 * x0
+                s31 += y3 * x1
+                s32 += y3 * x2
+                s33 += y3 * x3
+                s34 += y3 * x4
+                s35 += y3 * x5
+            out[r0, c], out[r0, c1], out[r0, c2], out[r0, c3], out[r0, c4], out[r0, c5] = (
+                s00, s01, s02, s03, s04, s05)
+            out[r1, c], out[r1, c1], out[r1, c2], out[r1, c3], out[r1, c4], out[r1, c5] = (
+                s10, s11, s12, s13, s14, s15)
+            out[r2, c], out[r2, c1], out[r2, c2], out[r2, c3], out[r2, c4], out[r2, c5] = (
+                s20, s21, s22, s23, s24, s25)
+            out[r3, c], out[r3, c1], out[r3, c2], out[r3, c3], out[r3, c4], out[r3, c5] = (
+                s30, s31, s32, s33, s34, s35)
 
 
 @njit(cache=True, nogil=True)
