@@ -9,7 +9,11 @@ as a walk's frontier does), for tiles of 256, 128, 64, 32, 16 and 8 rows, interl
   flagged, which gives a chunk its V products (covertreex/metrics/residual/tile_kernels.py),
   against gathering the columns for one BLAS GEMM;
 - on a chunk of 256 rows x 512 columns with 60 % of its pairs flagged, ``finish_dense`` (every
-  pair, no branch) against ``finish_chunk`` (flagged pairs only).
+  pair, no branch) against ``finish_chunk`` (flagged pairs only);
+- ``gram_direct`` on 32 rows (about a walk's part) by 512 columns, with every pair flagged and
+  with a tenth of them, its columns either the same in every call (in cache after the first)
+  or drawn afresh from all of V each call (from memory, as a walk's next frontier): ns a
+  flagged pair.
 
 Prints medians in ns a pair. BLAS is held on one thread, as the thread guard holds it while the
 walks run one block per core.
@@ -95,6 +99,31 @@ def main() -> None:
             b * w, 1) for _ in range(args.rounds + 1))
         print(f"  distance pass, 256 x 512, 60 % flagged: finish_chunk {flagged:.2f}, "
               f"finish_dense {dense:.2f}")
+        _fresh_columns(v, rng, args.rounds)
+
+
+def _fresh_columns(v: np.ndarray, rng: np.random.Generator, rounds: int) -> None:
+    """gram_direct's ns a flagged pair on 32 x 512 tiles, columns in cache or from memory."""
+    b, w, n = 32, 512, v.shape[0]
+    vq = np.ascontiguousarray(v[rng.choice(n, b, replace=False)])
+    pos = np.arange(b)
+    out = np.empty((b, w))
+    calls = 64
+    # Column sets drawn before timing; one call's set is 2 MiB of V, 64 of them 128 MiB.
+    fresh = [rng.choice(n, w, replace=False).astype(np.int64) for _ in range(calls)]
+    for density in (1.0, 0.1):
+        active = rng.random((b, w)) < density
+        flags = int(active.sum())
+        costs = {}
+        for name, sets in (("same columns", [fresh[0]] * calls), ("fresh columns", fresh)):
+            def run(sets=sets):
+                for cols in sets:
+                    gram_direct(vq, v, cols, active, pos, 0, out)
+            run()
+            costs[name] = statistics.median(_median_ns(run, calls * flags, 1)
+                                            for _ in range(rounds))
+        print(f"  gram_direct, 32 x 512, {density:.0%} flagged: ns a flagged pair, "
+              + ", ".join(f"{name} {cost:.1f}" for name, cost in costs.items()))
 
 
 if __name__ == "__main__":
