@@ -150,6 +150,7 @@ traversal_ms_median_dominated = { op = "<=", audit = 150.0, machine = 850.0, gat
 build_wall_ms = { op = "<=", machine = 6000.0, gate = "machine" }
 query_wall_ms = { op = "<=", machine = 400.0, gate = "machine" }
 recall = { op = ">=", audit = 1.0, gate = "audit" }
+peak_rss_mb = { op = "<=", issue = 2500.0, gate = "issue" }
 [gold]
 presets = ["gold-d3"]
 build_wall_ms = { op = "<", issue = 20000.0, gate = "issue" }
@@ -404,6 +405,9 @@ def test_report_from_synthetic_inputs(tmp_path, fixtures):
     # Threshold lines drawn on the dominated-traversal chart, from thresholds.toml.
     dom = html[html.index('data-section="trend-dominated_traversal_ms"'):]
     assert "quick: machine &lt;= 850.0 (gate)" in dom[:dom.index("</figure>")]
+    # The memory limit, in MB in the thresholds file, drawn on the MiB chart at its MiB value.
+    mem = html[html.index('data-section="trend-peak_memory_mib"'):]
+    assert "quick: issue &lt;= 2500.0 MB = 2384.2 MiB (gate)" in mem[:mem.index("</figure>")]
     # The ladder comes from the bench ladder JSON, 8 steps.
     assert p.found["ladder-table"]["rows"] == 1 + len(LADDER)
     # Profiles copied next to the page, linked relatively, web font removed.

@@ -33,6 +33,11 @@ from .. import thresholds as thresholds_file
 DEFAULT_FACTOR = 1.5
 
 
+# The bench records memory in MB of 10^6 bytes (``peak_rss_mb``, also in the thresholds file);
+# the memory trend is in MiB, as asv's bytes become.
+MIB_PER_MB = 1e6 / 2**20
+
+
 @dataclass(frozen=True)
 class Figure:
     """A trend figure and where each source keeps it."""
@@ -46,6 +51,8 @@ class Figure:
     thresholds: tuple     # figure names in thresholds.toml drawn on the chart
     asv_inverse: tuple = ()  # asv names of those in ``asv`` that track 1 / the figure (asv
                              # takes lower as better, so a share is tracked as its inverse)
+    threshold_unit: tuple = ()  # (unit, chart units per unit) of those thresholds when the
+                                # chart is in another unit
 
 
 FIGURES = (
@@ -68,7 +75,7 @@ FIGURES = (
     Figure("query_wall_ms", "query wall time", "ms", ("time_query_wall_ms", "track_knn_ms", "time_knn"),
            ("query_wall_ms",), ("query_wall_ms", "knn_ms")),
     Figure("peak_memory_mib", "peak memory (RSS)", "MiB", ("peakmem_build",),
-           ("peak_rss_mib", "peakmem_mib"), ("peak_memory_mib", "peak_rss_mib")),
+           ("peak_rss_mib", "peakmem_mib"), ("peak_rss_mb",), threshold_unit=("MB", MIB_PER_MB)),
     # Query phase (bench result["query"]; asv benchmarks_vecchia).
     Figure("pairs_per_row", "query pairs evaluated per row", "pairs", ("track_pairs_per_row",),
            ("query.pairs_per_row",), ("pairs_per_row",)),
@@ -254,9 +261,8 @@ def _flatten(result: dict) -> dict:
             out[f"query.{k}"] = v
     if isinstance(result.get("recall"), (int, float)):
         out["recall"] = result["recall"]
-    # The bench records MB of 10^6 bytes; the memory trend is in MiB, as asv's bytes become.
     if "peak_rss_mb" in out:
-        out.setdefault("peak_rss_mib", out["peak_rss_mb"] * 1e6 / 2 ** 20)
+        out.setdefault("peak_rss_mib", out["peak_rss_mb"] * MIB_PER_MB)
     return out
 
 

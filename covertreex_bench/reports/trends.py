@@ -131,12 +131,16 @@ def section_trends(points, order, inputs: Inputs) -> str:
         # Exact preset names only: a scaled copy (name@n=...) is not what a threshold gates.
         presets = set(sub["preset"].dropna().astype(str))
         thresholds = []
+        unit, per_unit = f.threshold_unit or ("", 1.0)
         for t in entries:
             if t["figure"] not in f.thresholds or not (set(t["presets"]) & presets):
                 continue
             for name, value in t["limits"].items():
-                thresholds.append({"value": value, "kind": "gate" if name == t["gate"] else "other",
-                                   "label": f"{t['table']}: {name} {t['op']} {fmt(value)}"
+                drawn = value * per_unit
+                shown = f" {unit} = {fmt(drawn)} {f.unit}" if unit else ""
+                thresholds.append({"value": drawn,
+                                   "kind": "gate" if name == t["gate"] else "other",
+                                   "label": f"{t['table']}: {name} {t['op']} {fmt(value)}{shown}"
                                             f"{' (gate)' if name == t['gate'] else ''}"})
         out.append(chart_block(
             f"trend-{f.key}",
