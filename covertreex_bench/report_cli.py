@@ -18,6 +18,7 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 DESCRIPTION = """\
 Build one static HTML report (index.html, inline CSS and SVG charts, no script and no network
 request: it opens from file://) from asv results, bench / gate JSON (covertreex bench --json),
+the gate's decisions (compare.json of perf/compare.py, which `make gate` writes to out/gate),
 telemetry JSON lines (covertreex bench --log) and profile summaries (covertreex profile).
 Every input is optional (a section without data says so), but at least one must exist: the
 defaults are the folders of a repository checkout, so elsewhere name the inputs."""
@@ -27,7 +28,8 @@ sections: trends per commit (traversal_ms, whitened_block_ms, kernel_provider_ms
 conflict_graph_ms, build wall, query wall, peak memory) with the thresholds of the
 thresholds file; the phase ladder; a regression table against the previous and the base
 commit (red above the thresholds file's [compare] min_effect, default 1.5); one verdict per audit
-threshold; telemetry; pyinstrument profiles with the Python-callout and GIL evidence; the
+threshold; the gate's decisions, one row a figure (medians, ratio, 95 % interval, p, verdict);
+telemetry; pyinstrument profiles with the Python-callout and GIL evidence; the
 machines and environments behind the figures; the inputs read and skipped.
 
 exit status: 0 report written, 2 a bad request (a named input that does not exist, a bad

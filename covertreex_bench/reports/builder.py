@@ -49,6 +49,7 @@ def render(inputs: Inputs, out_dir: Path, *, base: str | None = None, title: str
         ("steps", "Which commit changed what", steps.section_steps(points, order, inputs.factor)),
         ("scaling", "Scaling with n", scaling.section_scaling(inputs, envs)),
         ("verdicts", "Audit thresholds", runs.section_verdicts(inputs, envs)),
+        ("gate", "Gate decisions", runs.section_gate(inputs)),
         ("telemetry", "Telemetry logs", runs.section_telemetry(inputs)),
         ("profiles", "Profiles, Python callouts and GIL", profiles.section_profiles(inputs, hrefs)),
     ]

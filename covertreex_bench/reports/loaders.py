@@ -5,7 +5,9 @@
   ``results`` map a benchmark name to a row laid out by ``result_columns`` (``result`` is a
   list over the product of the benchmark's ``params``; time in seconds, peakmemory in bytes);
 - bench / gate JSON written by ``covertreex bench --json`` (``schema: covertreex_bench.bench``;
-  ladder runs hold one result per step under ``steps``);
+  ladder runs hold one result per step under ``steps``), and the gate's decisions
+  (``compare.json`` of ``perf/compare.py``: ``base``, ``head`` and one entry a figure under
+  ``decisions``);
 - telemetry JSON lines (``covertreex.telemetry.read_jsonl``);
 - profile summaries (``summary.json`` of ``covertreex profile``, ``schema: covertreex.profile``);
 - the thresholds file, through ``covertreex_bench.thresholds`` (its ``[compare] min_effect``
@@ -101,6 +103,7 @@ class Inputs:
     asv_envs: list = field(default_factory=list)
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     docs: list = field(default_factory=list)          # (source, path, doc) of bench/gate JSON
+    comparisons: list = field(default_factory=list)   # (path, doc) of perf/compare.py's JSON
     batches: pd.DataFrame = field(default_factory=pd.DataFrame)
     builds: pd.DataFrame = field(default_factory=pd.DataFrame)
     queries: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -289,6 +292,11 @@ def load_bench(source: str, paths, inputs: Inputs) -> list[dict]:
             doc = _load_json(path)
         except (OSError, ValueError) as exc:
             inputs.skipped.append((source, str(path), f"not JSON: {exc}"))
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("decisions"), list) and "head" in doc:
+            inputs.comparisons.append((str(path), doc))
+            inputs.read.append((source, str(path), f"gate decisions on {len(doc['decisions'])} "
+                                                   "figures"))
             continue
         if not isinstance(doc, dict) or not (doc.get("schema") == "covertreex_bench.bench" or
                                               "build_wall_ms" in doc or "steps" in doc):

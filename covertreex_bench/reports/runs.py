@@ -1,4 +1,5 @@
-"""Report sections over single runs: one verdict per threshold, and the telemetry logs."""
+"""Report sections over single runs: one verdict per threshold, the gate's decisions, and the
+telemetry logs."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from .loaders import Inputs, threshold_entries
 
 SECTIONS = (
     ("verdicts-table", "table"),
+    ("gate-table", "table"),
     ("telemetry-chart", "chart"),
     ("telemetry-table", "table"),
 )
@@ -90,6 +92,36 @@ def section_verdicts(inputs: Inputs, envs: Environments) -> str:
 
 def _others(t) -> str:
     return ", ".join(f"{k} {fmt(v)}" for k, v in t["limits"].items() if k != t["gate"]) or "–"
+
+
+def section_gate(inputs: Inputs) -> str:
+    """One row a figure of every ``perf/compare.py`` decision read (``compare.json``): the
+    base's and the head's medians, their ratio with its 95 % interval, the p-value and the
+    verdict, under the comparison's preset, commits, rounds and whether the results matched."""
+    rows = []
+    for path, doc in inputs.comparisons:
+        head = short(doc.get("head")) + (" (dirty)" if doc.get("head_dirty") else "")
+        same = doc.get("results_identical")
+        for d in doc["decisions"]:
+            if not isinstance(d, dict):
+                continue
+            status = str(d.get("status", "?"))
+            low, high = d.get("ci_low"), d.get("ci_high")
+            rows.append([cell(os.path.basename(os.path.dirname(path)) or path, "", path),
+                         doc.get("preset", "?"),
+                         short(doc.get("base")), head, doc.get("rounds"),
+                         "–" if same is None else ("yes" if same else "NO"), d.get("figure", "?"),
+                         d.get("base_median"), d.get("head_median"), d.get("ratio"),
+                         "–" if low is None or high is None else f"{fmt(low)}-{fmt(high)}",
+                         d.get("p_value"),
+                         cell(status, {"PASS": "pass", "FAIL": "fail"}.get(status, "skip"))])
+    return table("gate-table", ["in folder", "preset", "base", "head", "rounds", "results identical",
+                                "figure", "base median", "head median", "head / base",
+                                "95 % CI", "p", "verdict"], rows,
+                 caption="The gate's decisions (perf/compare.py): base and candidate measured in "
+                         "one job, in alternating rounds",
+                 empty="No gate decisions (compare.json of perf/compare.py) among the gate and "
+                       "bench inputs: `make gate` writes out/gate/compare.json.")
 
 
 def section_telemetry(inputs: Inputs) -> str:
