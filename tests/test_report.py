@@ -140,16 +140,13 @@ def _telemetry_records(scale: float) -> list[dict]:
     return [{**r, **tag} for r in build_records(report)] + [{**query_record(query), **tag}]
 
 
-# perf/compare.py's decisions, as it writes them to out/gate/compare.json (samples left out).
-COMPARE = {"base": COMMITS[1], "base_how": "git archive", "head": COMMITS[2], "head_dirty": True,
-           "preset": "quick", "rounds": 6, "min_effect": 1.1, "alpha": 0.01, "wall_s": 80.0,
+# perf/compare.py's decisions as it writes out/gate/compare.json (samples left out).
+COMPARE = {"base": COMMITS[1], "head": COMMITS[2], "head_dirty": True, "preset": "quick", "rounds": 6,
            "results_identical": True, "decisions": [
-               {"figure": "build_wall_ms", "base_median": 1000.0, "head_median": 1010.0,
-                "ratio": 1.01, "ci_low": 0.97, "ci_high": 1.04, "p_value": 0.59,
-                "samples": [6, 6], "status": "PASS"},
-               {"figure": "query_wall_ms", "base_median": 200.0, "head_median": 2000.0,
-                "ratio": 10.0, "ci_low": 9.5, "ci_high": 10.6, "p_value": 0.002,
-                "samples": [6, 6], "status": "FAIL"}]}
+               {"figure": "build_wall_ms", "base_median": 1000.0, "head_median": 1010.0, "ratio": 1.01,
+                "ci_low": 0.97, "ci_high": 1.04, "p_value": 0.59, "status": "PASS"},
+               {"figure": "query_wall_ms", "base_median": 200.0, "head_median": 2000.0, "ratio": 10.0,
+                "ci_low": 9.5, "ci_high": 10.6, "p_value": 0.002, "status": "FAIL"}]}
 
 THRESHOLDS = """\
 version = 1
@@ -414,20 +411,9 @@ def test_report_from_synthetic_inputs(tmp_path, fixtures):
     # Verdicts: thresholds judged, the JSON's FAIL kept, a preset without runs says so.
     ver = p.found["verdicts-table"]["text"]
     assert "FAIL" in ver and "PASS" in ver and "NO DATA" in ver
-    # The gate's decisions from compare.json, one row a figure, the planted 10x slowdown red.
-    assert p.found["gate-table"]["rows"] == 1 + len(COMPARE["decisions"])
-    gate = html[html.index('data-section="gate-table"'):]
-    gate = gate[:gate.index("</table>")]
-    assert re.search(r"query_wall_ms</td><td>200\.0</td><td>2,?000\.0</td><td>10(\.0)?</td>"
-                     r"<td>9\.5-10\.6</td>", gate), gate
-    assert '<td class="fail">FAIL</td>' in gate and '<td class="pass">PASS</td>' in gate
-    assert "c3c3c3c3 (dirty)" in gate
     # Threshold lines drawn on the dominated-traversal chart, from thresholds.toml.
     dom = html[html.index('data-section="trend-dominated_traversal_ms"'):]
     assert "quick: machine &lt;= 850.0 (gate)" in dom[:dom.index("</figure>")]
-    # The memory limit, in MB in the thresholds file, drawn on the MiB chart at its MiB value.
-    mem = html[html.index('data-section="trend-peak_memory_mib"'):]
-    assert "quick: issue &lt;= 2500.0 MB = 2384.2 MiB (gate)" in mem[:mem.index("</figure>")]
     # The ladder comes from the bench ladder JSON, 8 steps.
     assert p.found["ladder-table"]["rows"] == 1 + len(LADDER)
     # Profiles copied next to the page, linked relatively, web font removed.
