@@ -3,14 +3,18 @@ for early rows, docs/design.md, "Queries"), and what the early rows cost walked 
 
     .venv/bin/python perf/brute_rows.py [--preset vecchia-131k] [--n N] [--rounds 2]
                                         [--brute 0 32768 49152] [--early 32768]
+                                        [--ranges 40960 65536 98304]
 
 Builds the preset's tree once, then:
 
 - with ``--early L``: rows 0 .. L - 1 alone, walked (query_brute=0) and scanned
   (query_brute=L), two rounds each: seconds, pairs and wall nanoseconds a pair, against the
   time the same pairs would take at the DGEMM rate ``--dgemm`` (GFLOP/s, 2 m flops a pair);
+- with ``--ranges A B ...``: the rows in id ranges [0, A), [A, B), ..., [last, n) alone, each
+  as one query call with the default query_brute, two rounds: where the job's time goes by id;
 - every row, once per setting in ``--brute`` in each round, the order turned round every
-  round so that machine load falls on each alike; round 0 warms up on a few rows.
+  round so that machine load falls on each alike; round 0 warms up on a few rows
+  (``--rounds 0``: none).
 
 Prints each setting's median wall and pairs per row, its wall against the first setting's
 with the 95 % bootstrap interval (``covertreex_bench.gate.decide``), and how many rows
@@ -48,6 +52,8 @@ def main() -> None:
                         help="query_brute settings (default 0 32768 49152)")
     parser.add_argument("--early", type=int, default=0,
                         help="also time rows below this id alone, walked and scanned")
+    parser.add_argument("--ranges", type=int, nargs="+", default=[],
+                        help="also time the rows of each id range these bounds cut, alone")
     parser.add_argument("--dgemm", type=float, default=82.0,
                         help="DGEMM GFLOP/s on the walk threads, for the floor (default 82)")
     args = parser.parse_args()
@@ -58,6 +64,9 @@ def main() -> None:
         parser.error(str(exc))
     if args.n is not None and args.n != preset.n:
         preset = scaled(preset, args.n)
+    edges = [0, *args.ranges, preset.n]
+    if args.ranges and any(lo >= hi for lo, hi in zip(edges, edges[1:])):
+        parser.error(f"--ranges must rise strictly between 0 and n = {preset.n}: {args.ranges}")
     work = load_workload(preset)
     tree = CoverTree(make_runtime(preset)).fit(work.backend)
     n, k, m = preset.n, preset.k, preset.inducing
@@ -75,6 +84,10 @@ def main() -> None:
                 print(f"  rows below {args.early}, {'scanned' if b else 'walked'}: {wall:.2f} s, "
                       f"{pairs / 1e6:.0f}M pairs, {wall * 1e9 / pairs:.1f} ns a pair; at "
                       f"{args.dgemm:g} GFLOP/s {pairs * 2 * m / (args.dgemm * 1e9):.2f} s")
+    if args.ranges:
+        _time_ranges(tree, edges, k)
+    if not args.rounds:
+        return
     walls = {b: [] for b in args.brute}
     pairs, first = {}, None
     for r in range(args.rounds + 1):  # round 0 warms up and is not timed
@@ -96,6 +109,20 @@ def main() -> None:
                                       f"(95% CI {d.ci_low:.3f}-{d.ci_high:.3f})")
         print(f"query_brute={b:<6d}: median wall {np.median(walls[b]):.2f} s, "
               f"{pairs[b]:.0f} pairs per row{ratio}")
+
+
+def _time_ranges(tree, edges, k: int) -> None:
+    """Wall, pairs per row and wall ns a pair of the rows of each id range, two rounds."""
+    _run(tree, np.arange(1024), k)
+    total = [0.0, 0.0]
+    for lo, hi in zip(edges, edges[1:]):
+        for r in range(2):
+            _, wall, report = _run(tree, np.arange(lo, hi), k)
+            total[r] += wall
+            print(f"  rows {lo} .. {hi - 1}, round {r + 1}: {wall:.2f} s, "
+                  f"{report.pairs_evaluated / (hi - lo):.0f} pairs per row, "
+                  f"{wall * 1e9 / report.pairs_evaluated:.1f} ns a pair")
+    print(f"  all ranges: {total[0]:.2f} s and {total[1]:.2f} s")
 
 
 if __name__ == "__main__":
