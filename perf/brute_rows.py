@@ -14,7 +14,7 @@ Builds the preset's tree once, then:
   as one query call with the default query_brute, two rounds: where the job's time goes by id;
 - every row, once per setting in ``--brute`` in each round, the order turned round every
   round so that machine load falls on each alike; round 0 warms up on a few rows
-  (``--rounds 0``: none).
+  (``--rounds 0`` skips these whole-job rounds, for ``--early`` or ``--ranges`` alone).
 
 Prints each setting's median wall and pairs per row, its wall against the first setting's
 with the 95 % bootstrap interval (``covertreex_bench.gate.decide``), and how many rows
