@@ -12,6 +12,12 @@ The test guards against noise, the interval's bound against a real but negligibl
 statistic is computed by hand; the thresholds file's ``[compare]`` table holds ``min_effect``,
 ``alpha`` and the measuring settings (perf/README.md, "Per-PR gate", has the A/A spread that
 justifies them).
+
+perf/compare.py decides on worker processes, not on samples (``decide_by_process``): a process
+keeps its own memory layout, stack alignment and core for all its samples, so two processes of
+identical code can differ by more than ``min_effect`` on a small figure, however many samples
+each gives. Each side's figure is first reduced to one median per process, and ``decide``
+compares those medians.
 """
 
 from __future__ import annotations
@@ -83,6 +89,34 @@ def decide(figure: str, base, head, min_effect: float, alpha: float) -> Decision
     slower = p_value < alpha and low > min_effect
     return Decision(figure, _median(base), _median(head), ratio, low, high, p_value, counts,
                     "FAIL" if slower else "PASS")
+
+
+def process_medians(values, process) -> list:
+    """One median per worker process: ``values`` (a figure's samples, None where a sample did
+    not measure it) and ``process`` (the index of the process each came from, same length)."""
+    if len(values) != len(process):
+        raise BenchError(f"{len(values)} samples but {len(process)} process indices")
+    groups: dict = {}
+    for value, index in zip(values, process):
+        if value is not None:
+            groups.setdefault(index, []).append(value)
+    return [float(np.median(groups[index])) for index in sorted(groups)]
+
+
+def decide_by_process(figure: str, base, base_process, head, head_process, min_effect: float,
+                      alpha: float) -> Decision:
+    """``decide`` on each side's per-process medians (``process_medians``): the samples a
+    Decision counts are processes."""
+    return decide(figure, process_medians(base, base_process), process_medians(head, head_process),
+                  min_effect, alpha)
+
+
+def smallest_p(processes: int) -> float:
+    """The one-sided Mann-Whitney p of ``processes`` values a side when every candidate value
+    lies above every base value: the smallest p the gate can see. At or above ``alpha`` the gate
+    cannot fail."""
+    return float(stats.mannwhitneyu(np.arange(processes, 2.0 * processes), np.arange(float(processes)),
+                                    alternative="greater").pvalue)
 
 
 def _median(values: np.ndarray) -> float | None:

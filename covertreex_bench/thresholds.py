@@ -14,7 +14,8 @@ Schema (``version = 1``):
   A figure name outside ``results.known_figures()`` is an error listing the known ones;
 - ``[compare]`` drives perf/compare.py (covertreex_bench.gate) and the report's regression
   colours: ``min_effect`` (required, > 1: the smallest slowdown factor that fails), ``alpha``
-  (the Mann-Whitney level, 0 < alpha < 1), ``preset``, ``rounds``, ``threads``, ``figures``.
+  (the Mann-Whitney level, 0 < alpha < 1), ``preset``, ``rounds``, ``processes``, ``threads``,
+  ``figures``.
 
 Every consumer (bench verdicts, the pytest gate, the report, perf/compare.py) goes through
 ``load``, so a file one of them accepts the others accept too.
@@ -74,13 +75,16 @@ class Threshold:
 
 @dataclass(frozen=True)
 class Compare:
-    """The [compare] table: how perf/compare.py measures (rounds of A B B A ... samples) and
-    what fails (covertreex_bench.gate: Mann-Whitney p < alpha and CI lower bound > min_effect)."""
+    """The [compare] table: how perf/compare.py measures (``rounds`` of A B, B A ... samples,
+    spread over ``processes`` fresh worker processes a side) and what fails
+    (covertreex_bench.gate: over the per-process medians, Mann-Whitney p < alpha and CI lower
+    bound > min_effect)."""
 
     min_effect: float
     alpha: float = 0.01
     preset: str = "quick"
     rounds: int = 60
+    processes: int = 10
     threads: int = 1
     figures: tuple = ("fit_wall_ms", "knn_wall_ms", "build_wall_ms", "query_wall_ms",
                       "traversal_ms", "whitened_block_ms", "kernel_provider_ms", "conflict_graph_ms")
@@ -198,17 +202,21 @@ def _compare(path: str, table: dict) -> Compare:
     if not _number(alpha) or not 0 < alpha < 1:
         raise ThresholdsError(f"{where}: alpha must be a number between 0 and 1, got {alpha!r}")
     settings["alpha"] = float(alpha)
-    unknown = sorted(set(table) - {"min_effect", "alpha", "preset", "rounds", "threads", "figures"})
+    unknown = sorted(set(table) - {"min_effect", "alpha", "preset", "rounds", "processes", "threads",
+                                   "figures"})
     if unknown:
         raise ThresholdsError(f"{where}: unknown key(s) {', '.join(unknown)}; known: min_effect, "
-                              f"alpha, preset, rounds, threads, figures")
-    for key, kind in (("preset", str), ("rounds", int), ("threads", int)):
+                              f"alpha, preset, rounds, processes, threads, figures")
+    for key, kind in (("preset", str), ("rounds", int), ("processes", int), ("threads", int)):
         if key in table:
             value = table[key]
             if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 1):
                 raise ThresholdsError(f"{where}: {key} must be a "
                                       f"{'positive integer' if kind is int else 'name'}, got {value!r}")
             settings[key] = value
+    if settings.get("processes", Compare.processes) < 2:
+        raise ThresholdsError(f"{where}: processes must be >= 2 (the gate compares the processes' "
+                              f"medians), got {settings['processes']}")
     if "figures" in table:
         figures = table["figures"]
         if not isinstance(figures, list) or not figures or not all(isinstance(f, str) for f in figures):

@@ -8,10 +8,12 @@
 The candidate is the working tree (uncommitted changes included) or ``--head REV``. A commit is
 exported with ``git archive`` into a per-commit folder of the gate cache (``--cache``, default
 ``~/.cache/covertreex/gate``) with its own Numba cache, so a second gate run against the same
-base skips its compilation (about 40 s per side cold). Each side is one long-lived Python
-process whose PYTHONPATH is its tree (it checks that ``covertreex`` came from there): both warm
-up at once (not timed), then the parent asks them for one sample at a time in rounds of
-A B, B A, A B, ... so drifting machine load falls on both sides alike.
+base skips its compilation (about 40 s per side cold). A worker is a Python process whose
+PYTHONPATH is its tree (it checks that ``covertreex`` came from there). The rounds are spread
+over ``processes`` pairs of fresh workers, one base and one head each: a pair warms up at once
+(not timed; the first pair compiles, the others load the Numba cache), then the parent asks them
+for one sample at a time in rounds of A B, B A, A B, ... so drifting machine load falls on both
+sides alike, and closes them before the next pair starts.
 
 One sample = one ``CoverTree(runtime).fit`` plus one ``knn_report`` of the preset, through the
 public API only: ``fit_wall_ms`` and ``knn_wall_ms`` are timed around the two calls (validation,
@@ -19,13 +21,16 @@ layout and result assembly included), ``build_wall_ms`` / ``query_wall_ms`` are 
 own, and ``traversal_ms``, ``whitened_block_ms``, ``kernel_provider_ms``, ``conflict_graph_ms``
 are the build's per-batch telemetry summed over the build. Each figure's samples go to
 covertreex_bench.gate, which decides with a Mann-Whitney U test and a bootstrap interval of
-the ratio of medians against ``[compare]`` of the thresholds file.
+the ratio of medians against ``[compare]`` of the thresholds file, taken over each process's
+median (a process's layout and core stay with all its samples, so processes, not samples, are
+what repeat).
 
-Writes (``--out``, default out/gate/): compare.json (every sample, every decision, the
-environment), base-pytest-benchmark.json and head-pytest-benchmark.json (``pytest-benchmark
-compare`` reads them). Exit status: 0 no figure slower, 1 a figure slower (each failure named
-with its ratio and interval), 2 a bad request (unknown revision, bad thresholds file, output
-not writable) before any measuring, or a side that could not be measured.
+Writes (``--out``, default out/gate/): compare.json (every sample with the index of its
+process, every decision, the environment), base-pytest-benchmark.json and
+head-pytest-benchmark.json (``pytest-benchmark compare`` reads them). Exit status: 0 no
+figure slower, 1 a figure slower (each failure named with its ratio and interval), 2 a bad
+request (unknown revision, bad thresholds file, output not writable) before any measuring, or a
+side that could not be measured.
 """
 
 from __future__ import annotations
@@ -159,12 +164,12 @@ def worktree_numba_cache(tree: Path, cache: Path) -> Path:
     return cache / "worktree" / digest.hexdigest()[:16]
 
 
-class Side:
-    """One measured tree: a worker process and its samples ({figure: [values]})."""
+class Worker:
+    """One worker process of one side, serving samples until it is closed."""
 
     def __init__(self, label: str, tree: Path, numba_cache: Path, preset: str, n, threads,
-                 log_dir: Path):
-        self.label, self.tree, self.samples, self.digests = label, tree, {}, set()
+                 log_path: Path):
+        self.label, self.tree, self.stderr_path = label, tree, log_path
         env = dict(os.environ)
         env["PYTHONPATH"] = str(tree) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env["NUMBA_CACHE_DIR"] = str(numba_cache)
@@ -173,9 +178,8 @@ class Side:
             cmd += ["--n", str(n)]
         if threads is not None:
             cmd += ["--threads", str(threads)]
-        self.stderr_path = log_dir / f"{label}.stderr"
         self.proc = subprocess.Popen(cmd, cwd=str(tree), env=env, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=open(self.stderr_path, "w"),
+                                     stdout=subprocess.PIPE, stderr=open(log_path, "w"),
                                      text=True, bufsize=1)
 
     def _read(self) -> dict:
@@ -183,7 +187,7 @@ class Side:
         if not line:
             self.proc.wait()
             tail = self.stderr_path.read_text(errors="replace").strip().splitlines() or ["(no output)"]
-            raise RuntimeError(f"the {self.label} worker ({self.tree}) exited with status "
+            raise RuntimeError(f"a {self.label} worker ({self.tree}) exited with status "
                                f"{self.proc.returncode}: {tail[-1]}")
         return json.loads(line)
 
@@ -196,11 +200,7 @@ class Side:
 
     def run(self) -> dict:
         self.proc.stdin.write("run\n")
-        sample = self._read()
-        self.digests.add(sample.pop("digest"))
-        for figure, value in sample.items():
-            self.samples.setdefault(figure, []).append(value)
-        return sample
+        return self._read()
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -211,18 +211,63 @@ class Side:
                 self.proc.kill()
 
 
-def measure(base: Side, head: Side, rounds: int) -> None:
-    """Warm both workers up at once, then ``rounds`` rounds of one sample per side, the order
-    alternating A B, B A, ..."""
+class Side:
+    """One measured tree: how to start its workers, and its samples ({figure: [values]}), with
+    the index of the process each sample came from and the results' digests."""
+
+    def __init__(self, label: str, tree: Path, numba_cache: Path, preset: str, n, threads,
+                 log_dir: Path):
+        self.label, self.tree, self.numba_cache = label, tree, numba_cache
+        self.preset, self.n, self.threads, self.log_dir = preset, n, threads, log_dir
+        self.samples, self.process, self.digests = {}, [], set()
+
+    def start(self, index: int) -> Worker:
+        return Worker(self.label, self.tree, self.numba_cache, self.preset, self.n, self.threads,
+                      self.log_dir / f"{self.label}-{index}.stderr")
+
+    def add(self, index: int, sample: dict) -> None:
+        self.digests.add(sample.pop("digest"))
+        self.process.append(index)
+        for figure, value in sample.items():
+            self.samples.setdefault(figure, []).append(value)
+
+
+def rounds_per_process(rounds: int, processes: int) -> list:
+    """``rounds`` split as evenly as possible over ``processes`` (the first ones take one more)."""
+    share, extra = divmod(rounds, processes)
+    return [share + (i < extra) for i in range(processes)]
+
+
+def measure(base: Side, head: Side, rounds: int, processes: int) -> None:
+    """For each of ``processes`` pairs of fresh workers (one a side): warm both up at once, then
+    their share of the ``rounds``, one sample a side a round, the order alternating A B, B A, ...
+    (the first pair compiles; its warm-up is printed apart from the later pairs')."""
     start = time.perf_counter()
-    infos = [side.ready() for side in (base, head)]
-    print(f"  warm-up (both sides at once): {time.perf_counter() - start:.1f} s "
-          f"(base {infos[0]['warmup_s']:.1f} s, head {infos[1]['warmup_s']:.1f} s)", flush=True)
-    start = time.perf_counter()
-    for r in range(rounds):
-        for side in ((base, head) if r % 2 == 0 else (head, base)):
-            side.run()
-    print(f"  {rounds} round(s), {2 * rounds} samples: {time.perf_counter() - start:.1f} s", flush=True)
+    later_warmup = 0.0
+    for index, share in enumerate(rounds_per_process(rounds, processes)):
+        workers = []
+        try:
+            warm = time.perf_counter()
+            workers = [side.start(index) for side in (base, head)]
+            infos = [w.ready() for w in workers]
+            if index == 0:
+                print(f"  warm-up of the first pair (both sides at once): "
+                      f"{time.perf_counter() - warm:.1f} s (base {infos[0]['warmup_s']:.1f} s, head "
+                      f"{infos[1]['warmup_s']:.1f} s)\n  processes done:", end="", flush=True)
+                start = time.perf_counter()
+            else:
+                later_warmup += time.perf_counter() - warm
+            pairs = list(zip((base, head), workers))
+            for r in range(share):
+                for side, worker in (pairs if (index + r) % 2 == 0 else pairs[::-1]):
+                    side.add(index, worker.run())
+        finally:
+            for worker in workers:
+                worker.close()
+        print(f" {index + 1}", end="", flush=True)
+    print(f"\n  {rounds} round(s), {2 * rounds} samples in {processes} process(es) a side: "
+          f"{time.perf_counter() - start:.1f} s, of which {later_warmup:.1f} s starting the later "
+          f"pairs", flush=True)
 
 
 # --------------------------------------------------------------------------- driver (parent)
@@ -240,6 +285,7 @@ def drive(args) -> int:
     min_effect = args.min_effect if args.min_effect is not None else section.min_effect
     preset, rounds = args.preset or section.preset, args.rounds or section.rounds
     args.threads = args.threads or section.threads
+    processes = min(args.processes or section.processes, rounds)
     out = Path(args.out_dir)
     json_path = Path(args.json) if args.json else out / "compare.json"
     for path in (json_path, out / "base-pytest-benchmark.json"):
@@ -255,9 +301,13 @@ def drive(args) -> int:
     print(f"gate: base {how} = {base_sha[:10]}, head {head_label} "
           f"({'commit ' + args.head if args.head else 'working tree ' + str(repo)})")
     print(f"preset {preset}{'' if args.n is None else f' scaled to n={args.n}'} on {args.threads} "
-          f"thread(s), {rounds} rounds "
-          f"(A B, B A, ...), fail: Mann-Whitney p < {section.alpha:g} and 95% CI of the ratio of "
-          f"medians above {min_effect:g} ({config.path})", flush=True)
+          f"thread(s), {rounds} rounds (A B, B A, ...) in {processes} process(es) a side, decided on "
+          f"each process's median; fail: Mann-Whitney p < {section.alpha:g} and 95% CI of the ratio "
+          f"of medians above {min_effect:g} ({config.path})", flush=True)
+    if gate.smallest_p(processes) >= section.alpha:
+        print(f"note: with {processes} process(es) a side the smallest p is "
+              f"{gate.smallest_p(processes):.2g}, not below {section.alpha:g}: this run measures "
+              f"but cannot fail (give --processes and --rounds of 5 or more)", flush=True)
 
     cache = Path(args.cache)
     wall = time.perf_counter()
@@ -267,25 +317,24 @@ def drive(args) -> int:
     with tempfile.TemporaryDirectory(prefix="covertreex-gate-") as logs:
         sides = [Side("base", base_tree, cache / base_sha / "numba", preset, args.n, args.threads, Path(logs)),
                  Side("head", head_tree, head_numba, preset, args.n, args.threads, Path(logs))]
-        try:
-            measure(*sides, rounds)
-        finally:
-            for side in sides:
-                side.close()
+        measure(*sides, rounds, processes)
     wall = time.perf_counter() - wall
     base, head = sides
-    decisions = [gate.decide(f, base.samples.get(f, []), head.samples.get(f, []), min_effect, section.alpha)
+    decisions = [gate.decide_by_process(f, base.samples.get(f, []), base.process,
+                                        head.samples.get(f, []), head.process, min_effect, section.alpha)
                  for f in section.figures]
     same = base.digests == head.digests and len(base.digests) == 1
     print()
     print(gate.format_table(decisions, base_sha[:10], head_label))
+    print("(medians and ratio over the processes' medians; n: processes a side)")
     print(f"\nresults (idx, dist) identical on both sides and in every sample: {'yes' if same else 'NO'}; "
           f"gate wall time {wall:.1f} s")
     write_atomic(json_path, json.dumps({
         "base": base_sha, "base_how": how, "head": head_sha, "head_dirty": dirty, "preset": preset,
-        "rounds": rounds, "min_effect": min_effect, "alpha": section.alpha, "wall_s": wall,
+        "rounds": rounds, "processes": processes, "min_effect": min_effect, "alpha": section.alpha, "wall_s": wall,
         "results_identical": same, "decisions": [d.as_dict() for d in decisions],
         "base_samples": base.samples, "head_samples": head.samples,
+        "base_process": base.process, "head_process": head.process,
         "thresholds_file": config.path, "environment": environment()}, indent=2) + "\n")
     for side, sha in ((base, base_sha), (head, head_sha)):
         write_atomic(out / f"{side.label}-pytest-benchmark.json",
@@ -305,7 +354,11 @@ def main(argv=None) -> int:
     parser.add_argument("--base", help="base revision (default: merge-base with main, or HEAD~1 on main)")
     parser.add_argument("--head", help="candidate revision (default: the working tree)")
     parser.add_argument("--preset", default=None, help="preset (default: [compare].preset)")
-    parser.add_argument("--rounds", type=int, default=None, help="rounds (default: [compare].rounds)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds, one sample a side each (default: [compare].rounds)")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="fresh worker processes a side the rounds are spread over; each counts "
+                             "once, by its median (default: [compare].processes, at most --rounds)")
     parser.add_argument("--min-effect", type=float, default=None,
                         help="smallest slowdown that fails (default: [compare].min_effect)")
     parser.add_argument("--thresholds", default=None,
@@ -326,6 +379,8 @@ def main(argv=None) -> int:
     try:
         if args.rounds is not None and args.rounds < 2:
             raise BenchError("--rounds must be >= 2 (each side needs two samples)")
+        if args.processes is not None and args.processes < 2:
+            raise BenchError("--processes must be >= 2 (the gate compares the processes' medians)")
         if args.min_effect is not None and args.min_effect <= 1:
             raise BenchError("--min-effect must be > 1")
         return drive(args)

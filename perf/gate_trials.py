@@ -2,12 +2,17 @@
 """Prove the per-PR gate both ways: run it N times per scenario and count passes and failures.
 
     python perf/gate_trials.py --trials 3 [--base REV] [--scenarios aa-self,...] [--json out/gate/trials.json]
+                               [--compare PATH] [compare.py options ...]
 
 Scenarios (every candidate is a commit on top of HEAD, made in a temporary git worktree, never
 in the shared tree; the worktree is removed at the end, its commits stay unreferenced):
 
 - ``aa-self``: HEAD against HEAD; must pass.
 - ``aa-comment``: HEAD against a commit that only adds comments; must pass.
+- ``aa-jitter``: identical code whose processes differ: base and candidate both carry a plant
+  that flips a coin at import and makes every public call of that process 1.15x slower, or not
+  (the spin of ``public-1.3x``); the candidate also adds a comment. Must pass: it is the fault
+  of a gate that takes one process a side for the code's speed.
 - ``public-1.3x``: every public ``CoverTree.fit`` and ``knn_report`` spins on the CPU for 0.3x
   its own duration after the call, outside every telemetry timer; must fail on fit_wall_ms and
   knn_wall_ms.
@@ -39,11 +44,11 @@ TILE = "covertreex/metrics/residual/tile_kernels.py"
 PUBLIC_WALL = '''
 
 def _planted_slowdown(method):
-    """Gate trial plant: 0.3x the call's own time of CPU work after it returns."""
+    """Gate trial plant: EXTRA x the call's own time of CPU work after it returns."""
     def slower(self, *args, **kwargs):
         start = time.perf_counter()
         out = method(self, *args, **kwargs)
-        until = time.perf_counter() + 0.3 * (time.perf_counter() - start)
+        until = time.perf_counter() + EXTRA * (time.perf_counter() - start)
         spins = 0
         while time.perf_counter() < until:
             spins += 1
@@ -78,41 +83,70 @@ def _replace(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
+# A process's coin flip, once at import: 0.15 (this process is slower) or 0.
+JITTER = '''
+
+import os as _plant_os
+
+_PLANT_EXTRA = 0.15 * (_plant_os.urandom(1)[0] % 2)
+'''
+
+
+def _comment(s: str) -> str:
+    return "# A comment-only change (gate trial).\n" + s.replace(
+        "    def fit(", "    # The build (comment added by a gate trial).\n    def fit(", 1)
+
+
+def _jitter(s: str) -> str:
+    return s + JITTER + PUBLIC_WALL.replace("EXTRA", "_PLANT_EXTRA")
+
+
 PLANTS = {
-    "aa-comment": {COVER_TREE: lambda s: "# A comment-only change (gate trial).\n" + s.replace(
-        "    def fit(", "    # The build (comment added by a gate trial).\n    def fit(", 1)},
-    "public-1.3x": {COVER_TREE: lambda s: s + PUBLIC_WALL},
+    "aa-comment": {COVER_TREE: _comment},
+    "aa-jitter": {COVER_TREE: lambda s: _comment(_jitter(s))},
+    "public-1.3x": {COVER_TREE: lambda s: s + PUBLIC_WALL.replace("EXTRA", "0.3")},
     "queries-2x": {COVER_TREE: lambda s: _replace(s, SEARCH, SEARCH.replace("return ", "") + SEARCH)},
     "tile-1.3x": {TILE: lambda s: _replace(_replace(s, TILE_START, "    t_start = read_cycles()\n"),
                                            TILE_COUNT, TILE_PASSES + TILE_COUNT)},
 }
-EXPECT = {"aa-self": 0, "aa-comment": 0, "public-1.3x": 1, "queries-2x": 1, "tile-1.3x": 1}
+# Scenarios whose base is a plant of its own, not the base commit.
+BASE_PLANTS = {"aa-jitter": {COVER_TREE: _jitter}}
+EXPECT = {"aa-self": 0, "aa-comment": 0, "aa-jitter": 0, "public-1.3x": 1, "queries-2x": 1,
+          "tile-1.3x": 1}
 
 
 def _git(args, cwd) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
+def _commit(worktree: Path, base: str, patches: dict, message: str) -> str:
+    """The sha of a commit of ``patches`` ({path: text -> text}) on top of ``base``."""
+    _git(["checkout", "--quiet", "--detach", base], worktree)
+    for rel, patch in patches.items():
+        path = worktree / rel
+        path.write_text(patch(path.read_text()))
+    _git(["-c", "user.name=gate-trials", "-c", "user.email=gate-trials@localhost", "commit",
+          "--quiet", "--no-verify", "-am", message], worktree)
+    return _git(["rev-parse", "HEAD"], worktree)
+
+
 def make_candidates(worktree: Path, base: str, names) -> dict:
-    """{scenario: sha}: one commit per plant on top of ``base``, made in ``worktree``."""
-    shas = {"aa-self": base}
+    """{scenario: (base sha, candidate sha)}: one commit per plant on top of ``base`` (or of the
+    scenario's own planted base, ``BASE_PLANTS``), made in ``worktree``."""
+    shas = {"aa-self": (base, base)}
     for name in names:
         if name not in PLANTS:
             continue
-        _git(["checkout", "--quiet", "--detach", base], worktree)
-        for rel, patch in PLANTS[name].items():
-            path = worktree / rel
-            path.write_text(patch(path.read_text()))
-        _git(["-c", "user.name=gate-trials", "-c", "user.email=gate-trials@localhost", "commit",
-              "--quiet", "--no-verify", "-am", f"gate trial plant: {name}"], worktree)
-        shas[name] = _git(["rev-parse", "HEAD"], worktree)
+        own = _commit(worktree, base, BASE_PLANTS[name], f"gate trial base: {name}") \
+            if name in BASE_PLANTS else base
+        shas[name] = (own, _commit(worktree, base, PLANTS[name], f"gate trial plant: {name}"))
     return shas
 
 
-def run_gate(base: str, head: str, out_dir: Path, extra) -> dict:
+def run_gate(compare: Path, base: str, head: str, out_dir: Path, extra) -> dict:
     """One gate run: exit status, wall seconds, FAIL lines and the decisions."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(COMPARE), "--base", base, "--head", head,
+    proc = subprocess.run([sys.executable, str(compare), "--base", base, "--head", head,
                            "--out-dir", str(out_dir), *extra], cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start
     fails = [line[6:] for line in proc.stdout.splitlines() if line.startswith("FAIL: ")]
@@ -150,11 +184,16 @@ def main(argv=None) -> int:
     parser.add_argument("--scenarios", default=",".join(EXPECT), help="comma-separated names")
     parser.add_argument("--json", default=str(ROOT / "out" / "gate" / "trials.json"))
     parser.add_argument("--base", default="HEAD", help="the commit the plants go on (default HEAD)")
+    parser.add_argument("--compare", default=str(COMPARE),
+                        help="the gate script to prove (default perf/compare.py; an older copy, in "
+                             "a worktree of its commit, shows how that gate did)")
     args, extra = parser.parse_known_args(argv)
     names = args.scenarios.split(",")
     unknown = sorted(set(names) - set(EXPECT))
     if unknown or args.trials < 1:
         parser.error(f"unknown scenario {unknown} (known: {', '.join(EXPECT)})" if unknown else "--trials >= 1")
+    if not Path(args.compare).is_file():
+        parser.error(f"--compare {args.compare}: no such file; give a perf/compare.py")
     sys.path.insert(0, str(ROOT))
     from covertreex_bench.common import write_atomic
 
@@ -169,9 +208,10 @@ def main(argv=None) -> int:
             _git(["worktree", "remove", "--force", str(worktree)], ROOT)
         for trial in range(args.trials):
             for name in names:
-                run = run_gate(base, shas[name], Path(tmp) / "out", extra)
+                run = run_gate(Path(args.compare), *shas[name], Path(tmp) / "out", extra)
                 results[name].append(run)
-                print(f"trial {trial + 1} {name} ({shas[name][:10]}): exit {run['status']} in "
+                print(f"trial {trial + 1} {name} ({shas[name][0][:10]} -> {shas[name][1][:10]}): "
+                      f"exit {run['status']} in "
                       f"{run['wall_s']:.0f} s, load {run['load']}, results identical {run['identical']}"
                       + "".join(f"\n    FAIL: {f}" for f in run["fails"])
                       + "".join(f"\n    error: {e}" for e in run["error"]), flush=True)

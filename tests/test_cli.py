@@ -144,6 +144,7 @@ def test_bad_paths_are_one_line_exit_2(tmp_path, capsys):
     ('[quick]\npresets = "quick"\n', "presets must be a list"),
     ('[compare]\nmin_effect = "fast"\n', "min_effect must be a number > 1"),
     ('[compare]\nmin_effect = 1.2\nalpha = 2\n', "alpha must be a number between 0 and 1"),
+    ('[compare]\nmin_effect = 1.2\nprocesses = 1\n', "processes must be >= 2"),
     ('version = 2\n', "version 2 is not supported"),
 ])
 def test_malformed_thresholds_file_is_one_line_exit_2(tmp_path, capsys, text, fragment):

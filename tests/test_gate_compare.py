@@ -63,6 +63,50 @@ def test_missing_or_zero_figure_is_na():
     assert gate.decide("x", [0.0, 0.0], [1.0, 2.0], 1.15, 0.01).status == "n/a"
 
 
+# Ten processes a side whose own speeds differ by up to 12 % (layout, core), six samples each
+# within 1 % of their process's speed. Both sides draw the same speeds in another order.
+SPEEDS = [1.00, 1.12, 0.97, 1.05, 1.10, 0.99, 1.03, 1.08, 0.95, 1.01]
+
+
+def _processes(speeds, ratio: float = 1.0, seed: int = 0, per: int = 6):
+    """(values, process): ``per`` samples a process around 100 ms * speed * ratio."""
+    rng = np.random.default_rng(seed)
+    values = [100.0 * speed * ratio * np.exp(rng.normal(0, 0.01)) for speed in speeds for _ in range(per)]
+    return values, [i for i in range(len(speeds)) for _ in range(per)]
+
+
+def test_process_medians_are_one_a_process_without_missing_samples():
+    assert gate.process_medians([3.0, 1.0, None, 2.0, 10.0], [1, 1, 1, 1, 0]) == [10.0, 2.0]
+    with pytest.raises(BenchError, match="3 samples but 2 process indices"):
+        gate.process_medians([1.0, 2.0, 3.0], [0, 0])
+
+
+def test_a_slow_process_of_identical_code_is_not_a_slowdown():
+    base, base_proc = _processes(SPEEDS[2:] + SPEEDS[:2], seed=1)  # base's first process: 0.97
+    head, head_proc = _processes(SPEEDS[1:] + SPEEDS[:1], seed=2)  # head's first process: 1.12
+    # One process a side (what the gate used to measure) takes the 1.12 process for the code.
+    first = gate.decide("kernel_provider_ms", base[:6], head[:6], min_effect=1.10, alpha=0.01)
+    assert first.status == "FAIL" and first.ci_low > 1.10, first
+    d = gate.decide_by_process("kernel_provider_ms", base, base_proc, head, head_proc, 1.10, 0.01)
+    assert d.status == "PASS" and d.samples == (10, 10) and d.ci_low < 1.0 < d.ci_high, d
+
+
+@pytest.mark.parametrize("ratio", [1.3, 10.0])
+def test_a_slowdown_in_every_process_fails(ratio):
+    base, base_proc = _processes(SPEEDS, seed=3)
+    head, head_proc = _processes(SPEEDS[::-1], ratio=ratio, seed=4)
+    d = gate.decide_by_process("fit_wall_ms", base, base_proc, head, head_proc, 1.10, 0.01)
+    assert d.status == "FAIL" and d.ci_low > 1.10 and d.ci_low < ratio < d.ci_high * 1.01, d
+
+
+def test_four_processes_a_side_cannot_fail_at_alpha_0_01():
+    assert gate.smallest_p(4) > 0.01 > gate.smallest_p(5)
+    base, base_proc = _processes(SPEEDS[:4], seed=5)
+    head, head_proc = _processes(SPEEDS[:4], ratio=2.0, seed=6)
+    d = gate.decide_by_process("fit_wall_ms", base, base_proc, head, head_proc, 1.10, 0.01)
+    assert d.ratio > 1.8 and d.p_value == pytest.approx(gate.smallest_p(4)) and d.status == "PASS"
+
+
 def test_table_prints_ratio_interval_and_p():
     d = gate.decide("fit_wall_ms", *_samples(1.3), min_effect=1.15, alpha=0.01)
     table = gate.format_table([d], "aaaa", "bbbb")
@@ -123,6 +167,7 @@ def _compare(*args, timeout=60):
     (["--base", "HEAD", "--thresholds", "/nonexistent.toml"], "does not exist"),
     (["--base", "HEAD", "--json", "/proc/gate.json"], "cannot be written"),
     (["--base", "HEAD", "--rounds", "1"], "--rounds must be >= 2"),
+    (["--base", "HEAD", "--processes", "1"], "--processes must be >= 2"),
 ])
 def test_bad_requests_exit_2_before_any_work(args, fragment, tmp_path):
     proc, seconds = _compare(*args, "--cache", str(tmp_path / "cache"))

@@ -4,6 +4,7 @@ their own table, and the ``peak_rss_mb`` limit, in MB, drawn on the MiB memory t
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -38,3 +39,14 @@ def test_gate_decisions_get_one_row_a_figure_and_a_slowdown_is_red(tmp_path):
 def test_the_memory_limit_in_mb_is_drawn_at_its_mib_value(tmp_path):
     mem = _section(_page(tmp_path), "trend-peak_memory_mib", "</figure>")
     assert "quick: issue &lt;= 2500.0 MB = 2384.2 MiB (gate)" in mem
+
+
+def test_the_rounds_name_the_processes_they_were_spread_over(tmp_path):
+    fixtures = write_fixtures(tmp_path / "in")
+    assert "<td>6</td>" in _section(build_report(tmp_path / "old", **fixtures).read_text(encoding="utf-8"),
+                                "gate-table", "</table>")  # a compare.json from before processes
+    (path,) = (tmp_path / "in").rglob("compare.json")
+    path.write_text(json.dumps({**COMPARE, "processes": 3}))
+    gate = _section(build_report(tmp_path / "out", **fixtures).read_text(encoding="utf-8"),
+                    "gate-table", "</table>")
+    assert "<td>6 in 3 processes a side</td>" in gate

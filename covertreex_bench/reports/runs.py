@@ -97,7 +97,8 @@ def _others(t) -> str:
 def section_gate(inputs: Inputs) -> str:
     """One row a figure of every ``perf/compare.py`` decision read (``compare.json``): the
     base's and the head's medians, their ratio with its 95 % interval, the p-value and the
-    verdict, under the comparison's preset, commits, rounds and whether the results matched."""
+    verdict, under the comparison's preset, commits, rounds (and the worker processes they were
+    spread over, where the file says) and whether the results matched."""
     rows = []
     for path, doc in inputs.comparisons:
         head = short(doc.get("head")) + (" (dirty)" if doc.get("head_dirty") else "")
@@ -109,7 +110,9 @@ def section_gate(inputs: Inputs) -> str:
             low, high = d.get("ci_low"), d.get("ci_high")
             rows.append([cell(os.path.basename(os.path.dirname(path)) or path, "", path),
                          doc.get("preset", "?"),
-                         short(doc.get("base")), head, doc.get("rounds"),
+                         short(doc.get("base")), head,
+                         doc.get("rounds") if doc.get("processes") is None else
+                         f"{doc.get('rounds')} in {doc['processes']} processes a side",
                          "–" if same is None else ("yes" if same else "NO"), d.get("figure", "?"),
                          d.get("base_median"), d.get("head_median"), d.get("ratio"),
                          "–" if low is None or high is None else f"{fmt(low)}-{fmt(high)}",
