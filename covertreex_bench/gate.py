@@ -1,23 +1,26 @@
 """The per-PR gate's decisions: which base to compare with, and whether a figure got slower.
 
-perf/compare.py measures a base commit and a candidate interleaved in one job and hands every
-figure's samples here. A figure FAILs when both hold:
+perf/compare.py measures a base commit and a candidate in pairs of fresh worker processes, one
+a side, sampled in alternating rounds, and hands every figure's samples here with the pair each
+came from. ``decide_paired`` reduces each process to its median and each pair to one ratio
+(candidate / base). A figure FAILs when both hold:
 
-- a one-sided Mann-Whitney U test (``scipy.stats.mannwhitneyu``, the test asv uses) says the
-  candidate's samples are larger than the base's at level ``alpha``, and
+- a one-sided Wilcoxon signed-rank test (``scipy.stats.wilcoxon``) says the pairs' log ratios
+  lie above 0 at level ``alpha``, and
 - the lower bound of the bootstrap confidence interval (``scipy.stats.bootstrap``, percentile,
-  95 %) of the ratio of medians (candidate / base) exceeds ``min_effect``.
+  95 %) of the pairs' median ratio exceeds ``min_effect``.
 
-The test guards against noise, the interval's bound against a real but negligible change. No
-statistic is computed by hand; the thresholds file's ``[compare]`` table holds ``min_effect``,
-``alpha`` and the measuring settings (perf/README.md, "Per-PR gate", has the A/A spread that
-justifies them).
+The test guards against noise, the interval's bound against a real but negligible change.
+Processes, not samples, are what repeat: a process keeps its memory layout and core for all its
+samples, so two processes of identical code can differ by more than ``min_effect`` on a small
+figure however many samples each gives. Pairs, not two pools of processes, are what is
+compared: the two processes of a pair share the same minutes of machine load.
 
-perf/compare.py decides on worker processes, not on samples (``decide_by_process``): a process
-keeps its own memory layout, stack alignment and core for all its samples, so two processes of
-identical code can differ by more than ``min_effect`` on a small figure, however many samples
-each gives. Each side's figure is first reduced to one median per process, and ``decide``
-compares those medians.
+``decide`` is the two-sample form (one-sided Mann-Whitney U, the test asv uses, and the ratio
+of medians), for values that do not come in pairs: the report's step changes between runs of
+different commits. No statistic is computed by hand; the thresholds file's ``[compare]`` table
+holds ``min_effect``, ``alpha`` and the measuring settings (perf/README.md, "Per-PR gate", has
+the trials that justify them).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 4999
 # The bootstrap's generator is seeded so that one set of samples always gets one verdict.
 BOOTSTRAP_SEED = 20261
+PAIRED_TEST = "Wilcoxon"
 # Base candidates when none is given: the merge base with the first of these that exists.
 MAIN_REFS = ("main", "origin/main")
 
@@ -54,6 +58,7 @@ class Decision:
     p_value: float | None
     samples: tuple          # (base sample count, candidate sample count)
     status: str
+    test: str = "Mann-Whitney"  # the test behind p_value
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -61,7 +66,7 @@ class Decision:
     def message(self, min_effect: float, alpha: float) -> str:
         """The failure line: figure, ratio, interval, p-value and the rule it broke."""
         return (f"{self.figure} {self.ratio:.3f}x the base (95% CI {self.ci_low:.3f}-{self.ci_high:.3f}, "
-                f"Mann-Whitney p={self.p_value:.2g}): slower by more than {min_effect:g}x "
+                f"{self.test} p={self.p_value:.2g}): slower by more than {min_effect:g}x "
                 f"(CI lower bound > {min_effect:g} and p < {alpha:g})")
 
 
@@ -91,32 +96,56 @@ def decide(figure: str, base, head, min_effect: float, alpha: float) -> Decision
                     "FAIL" if slower else "PASS")
 
 
-def process_medians(values, process) -> list:
-    """One median per worker process: ``values`` (a figure's samples, None where a sample did
-    not measure it) and ``process`` (the index of the process each came from, same length)."""
+def process_medians(values, process) -> dict:
+    """{process index: median}: ``values`` (a figure's samples, None where a sample did not
+    measure it) and ``process`` (the index of the worker each came from, same length)."""
     if len(values) != len(process):
         raise BenchError(f"{len(values)} samples but {len(process)} process indices")
     groups: dict = {}
     for value, index in zip(values, process):
         if value is not None:
             groups.setdefault(index, []).append(value)
-    return [float(np.median(groups[index])) for index in sorted(groups)]
+    return {index: float(np.median(group)) for index, group in sorted(groups.items())}
 
 
-def decide_by_process(figure: str, base, base_process, head, head_process, min_effect: float,
-                      alpha: float) -> Decision:
-    """``decide`` on each side's per-process medians (``process_medians``): the samples a
-    Decision counts are processes."""
-    return decide(figure, process_medians(base, base_process), process_medians(head, head_process),
-                  min_effect, alpha)
+def decide_paired(figure: str, base, base_process, head, head_process, min_effect: float,
+                  alpha: float) -> Decision:
+    """Compare pairs of worker processes, one a side, measured in alternating rounds of the same
+    minutes: ``base`` and ``head`` are a figure's samples (None where a sample did not measure
+    it), ``base_process`` and ``head_process`` the index of the pair each sample came from.
+    Each pair gives one ratio, its head process's median over its base process's. FAIL when a
+    one-sided Wilcoxon signed-rank test (``scipy.stats.wilcoxon``) says the log ratios lie above
+    0 (p < alpha) and the lower bound of the 95 % bootstrap interval of the pairs' median ratio
+    exceeds ``min_effect``. The Decision's medians are each side's median over its processes,
+    its ratio the median of the pairs' ratios, its counts the processes a side."""
+    by_base, by_head = process_medians(base, base_process), process_medians(head, head_process)
+    pairs = sorted(set(by_base) & set(by_head))
+    b = np.asarray([by_base[i] for i in pairs])
+    h = np.asarray([by_head[i] for i in pairs])
+    counts = (len(by_base), len(by_head))
+    if len(pairs) < 2 or (b <= 0).any() or (h <= 0).any():
+        return Decision(figure, _median(np.asarray(list(by_base.values()))),
+                        _median(np.asarray(list(by_head.values()))), None, None, None, None,
+                        counts, "n/a", PAIRED_TEST)
+    logs = np.log(h / b)
+    ratio = float(np.exp(np.median(logs)))
+    p_value = 1.0 if not logs.any() else float(stats.wilcoxon(logs, alternative="greater").pvalue)
+    if np.ptp(logs) == 0:  # one ratio in every pair: the interval is that ratio
+        low = high = ratio
+    else:
+        ci = stats.bootstrap((logs,), np.median, confidence_level=CONFIDENCE,
+                             n_resamples=BOOTSTRAP_RESAMPLES, method="percentile",
+                             rng=np.random.default_rng(BOOTSTRAP_SEED))
+        low, high = (float(np.exp(ci.confidence_interval.low)), float(np.exp(ci.confidence_interval.high)))
+    slower = p_value < alpha and low > min_effect
+    return Decision(figure, _median(b), _median(h), ratio, low, high, p_value, counts,
+                    "FAIL" if slower else "PASS", PAIRED_TEST)
 
 
-def smallest_p(processes: int) -> float:
-    """The one-sided Mann-Whitney p of ``processes`` values a side when every candidate value
-    lies above every base value: the smallest p the gate can see. At or above ``alpha`` the gate
-    cannot fail."""
-    return float(stats.mannwhitneyu(np.arange(processes, 2.0 * processes), np.arange(float(processes)),
-                                    alternative="greater").pvalue)
+def smallest_p(pairs: int) -> float:
+    """The one-sided Wilcoxon p of ``pairs`` ratios that all lie above 1: the smallest p the gate
+    can see. At or above ``alpha`` the gate cannot fail."""
+    return float(stats.wilcoxon(np.arange(1.0, pairs + 1.0), alternative="greater").pvalue)
 
 
 def _median(values: np.ndarray) -> float | None:

@@ -14,7 +14,7 @@ Schema (``version = 1``):
   A figure name outside ``results.known_figures()`` is an error listing the known ones;
 - ``[compare]`` drives perf/compare.py (covertreex_bench.gate) and the report's regression
   colours: ``min_effect`` (required, > 1: the smallest slowdown factor that fails), ``alpha``
-  (the Mann-Whitney level, 0 < alpha < 1), ``preset``, ``rounds``, ``processes``, ``threads``,
+  (the test's level, 0 < alpha < 1), ``preset``, ``rounds``, ``processes``, ``threads``,
   ``figures``.
 
 Every consumer (bench verdicts, the pytest gate, the report, perf/compare.py) goes through
@@ -76,15 +76,15 @@ class Threshold:
 @dataclass(frozen=True)
 class Compare:
     """The [compare] table: how perf/compare.py measures (``rounds`` of A B, B A ... samples,
-    spread over ``processes`` fresh worker processes a side) and what fails
-    (covertreex_bench.gate: over the per-process medians, Mann-Whitney p < alpha and CI lower
-    bound > min_effect)."""
+    spread over ``processes`` pairs of fresh worker processes, one a side) and what fails
+    (covertreex_bench.gate.decide_paired: over the pairs' ratios of medians, Wilcoxon p < alpha
+    and CI lower bound > min_effect)."""
 
     min_effect: float
     alpha: float = 0.01
     preset: str = "quick"
     rounds: int = 60
-    processes: int = 10
+    processes: int = 20
     threads: int = 1
     figures: tuple = ("fit_wall_ms", "knn_wall_ms", "build_wall_ms", "query_wall_ms",
                       "traversal_ms", "whitened_block_ms", "kernel_provider_ms", "conflict_graph_ms")
@@ -215,8 +215,8 @@ def _compare(path: str, table: dict) -> Compare:
                                       f"{'positive integer' if kind is int else 'name'}, got {value!r}")
             settings[key] = value
     if settings.get("processes", Compare.processes) < 2:
-        raise ThresholdsError(f"{where}: processes must be >= 2 (the gate compares the processes' "
-                              f"medians), got {settings['processes']}")
+        raise ThresholdsError(f"{where}: processes must be >= 2 (the gate compares pairs of "
+                              f"processes), got {settings['processes']}")
     if "figures" in table:
         figures = table["figures"]
         if not isinstance(figures, list) or not figures or not all(isinstance(f, str) for f in figures):

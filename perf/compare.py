@@ -21,9 +21,8 @@ layout and result assembly included), ``build_wall_ms`` / ``query_wall_ms`` are 
 own, and ``traversal_ms``, ``whitened_block_ms``, ``kernel_provider_ms``, ``conflict_graph_ms``
 are the build's per-batch telemetry summed over the build. Each figure's samples go to
 covertreex_bench.gate, which decides with a Mann-Whitney U test and a bootstrap interval of
-the ratio of medians against ``[compare]`` of the thresholds file, taken over each process's
-median (a process's layout and core stay with all its samples, so processes, not samples, are
-what repeat).
+the pairs' ratios of medians against ``[compare]`` of the thresholds file (a process's layout
+and core stay with all its samples, so processes, not samples, are what repeat).
 
 Writes (``--out``, default out/gate/): compare.json (every sample with the index of its
 process, every decision, the environment), base-pytest-benchmark.json and
@@ -301,13 +300,13 @@ def drive(args) -> int:
     print(f"gate: base {how} = {base_sha[:10]}, head {head_label} "
           f"({'commit ' + args.head if args.head else 'working tree ' + str(repo)})")
     print(f"preset {preset}{'' if args.n is None else f' scaled to n={args.n}'} on {args.threads} "
-          f"thread(s), {rounds} rounds (A B, B A, ...) in {processes} process(es) a side, decided on "
-          f"each process's median; fail: Mann-Whitney p < {section.alpha:g} and 95% CI of the ratio "
-          f"of medians above {min_effect:g} ({config.path})", flush=True)
+          f"thread(s), {rounds} rounds (A B, B A, ...) in {processes} pairs of processes, one ratio "
+          f"of medians a pair; fail: Wilcoxon p < {section.alpha:g} and 95% CI of the pairs' median "
+          f"ratio above {min_effect:g} ({config.path})", flush=True)
     if gate.smallest_p(processes) >= section.alpha:
-        print(f"note: with {processes} process(es) a side the smallest p is "
-              f"{gate.smallest_p(processes):.2g}, not below {section.alpha:g}: this run measures "
-              f"but cannot fail (give --processes and --rounds of 5 or more)", flush=True)
+        print(f"note: with {processes} pair(s) the smallest p is {gate.smallest_p(processes):.2g}, "
+              f"not below {section.alpha:g}: this run measures but cannot fail (give --processes "
+              f"and --rounds of 7 or more)", flush=True)
 
     cache = Path(args.cache)
     wall = time.perf_counter()
@@ -320,13 +319,14 @@ def drive(args) -> int:
         measure(*sides, rounds, processes)
     wall = time.perf_counter() - wall
     base, head = sides
-    decisions = [gate.decide_by_process(f, base.samples.get(f, []), base.process,
-                                        head.samples.get(f, []), head.process, min_effect, section.alpha)
+    decisions = [gate.decide_paired(f, base.samples.get(f, []), base.process,
+                                    head.samples.get(f, []), head.process, min_effect, section.alpha)
                  for f in section.figures]
     same = base.digests == head.digests and len(base.digests) == 1
     print()
     print(gate.format_table(decisions, base_sha[:10], head_label))
-    print("(medians and ratio over the processes' medians; n: processes a side)")
+    print("(base, head: medians of the processes' medians; ratio: median of the pairs' ratios; "
+          "n: processes a side)")
     print(f"\nresults (idx, dist) identical on both sides and in every sample: {'yes' if same else 'NO'}; "
           f"gate wall time {wall:.1f} s")
     write_atomic(json_path, json.dumps({
@@ -357,8 +357,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=None,
                         help="rounds, one sample a side each (default: [compare].rounds)")
     parser.add_argument("--processes", type=int, default=None,
-                        help="fresh worker processes a side the rounds are spread over; each counts "
-                             "once, by its median (default: [compare].processes, at most --rounds)")
+                        help="pairs of fresh worker processes (one a side) the rounds are spread "
+                             "over; each pair counts once, by its ratio of medians (default: "
+                             "[compare].processes, at most --rounds)")
     parser.add_argument("--min-effect", type=float, default=None,
                         help="smallest slowdown that fails (default: [compare].min_effect)")
     parser.add_argument("--thresholds", default=None,
@@ -380,7 +381,7 @@ def main(argv=None) -> int:
         if args.rounds is not None and args.rounds < 2:
             raise BenchError("--rounds must be >= 2 (each side needs two samples)")
         if args.processes is not None and args.processes < 2:
-            raise BenchError("--processes must be >= 2 (the gate compares the processes' medians)")
+            raise BenchError("--processes must be >= 2 (the gate compares pairs of processes)")
         if args.min_effect is not None and args.min_effect <= 1:
             raise BenchError("--min-effect must be > 1")
         return drive(args)

@@ -59,7 +59,7 @@ def _planted_slowdown(method):
 CoverTree.fit = _planted_slowdown(CoverTree.fit)
 CoverTree.knn_report = _planted_slowdown(CoverTree.knn_report)
 '''
-SEARCH = "        return self._search(qdata, rows, perm, k, predecessor_mode, start)\n"
+SEARCH = "        return self._search(qdata, rows, qcoords, perm, k, predecessor_mode, start, progress)\n"
 TILE_START = "    t_start = read_cycles() if timed else 0\n"
 TILE_COUNT = "    if timed:\n        _count(counters, b * f, wb_ticks, kp_ticks, decided, refined)\n"
 TILE_PASSES = '''    # Gate trial plant: passes over the tile until 0.3x its time is spent again.

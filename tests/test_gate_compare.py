@@ -63,7 +63,7 @@ def test_missing_or_zero_figure_is_na():
     assert gate.decide("x", [0.0, 0.0], [1.0, 2.0], 1.15, 0.01).status == "n/a"
 
 
-# Ten processes a side whose own speeds differ by up to 12 % (layout, core), six samples each
+# Ten pairs of processes whose own speeds differ by up to 12 % (layout, core), six samples each
 # within 1 % of their process's speed. Both sides draw the same speeds in another order.
 SPEEDS = [1.00, 1.12, 0.97, 1.05, 1.10, 0.99, 1.03, 1.08, 0.95, 1.01]
 
@@ -76,7 +76,7 @@ def _processes(speeds, ratio: float = 1.0, seed: int = 0, per: int = 6):
 
 
 def test_process_medians_are_one_a_process_without_missing_samples():
-    assert gate.process_medians([3.0, 1.0, None, 2.0, 10.0], [1, 1, 1, 1, 0]) == [10.0, 2.0]
+    assert gate.process_medians([3.0, 1.0, None, 2.0, 10.0], [1, 1, 1, 1, 0]) == {0: 10.0, 1: 2.0}
     with pytest.raises(BenchError, match="3 samples but 2 process indices"):
         gate.process_medians([1.0, 2.0, 3.0], [0, 0])
 
@@ -87,24 +87,44 @@ def test_a_slow_process_of_identical_code_is_not_a_slowdown():
     # One process a side (what the gate used to measure) takes the 1.12 process for the code.
     first = gate.decide("kernel_provider_ms", base[:6], head[:6], min_effect=1.10, alpha=0.01)
     assert first.status == "FAIL" and first.ci_low > 1.10, first
-    d = gate.decide_by_process("kernel_provider_ms", base, base_proc, head, head_proc, 1.10, 0.01)
+    d = gate.decide_paired("kernel_provider_ms", base, base_proc, head, head_proc, 1.10, 0.01)
     assert d.status == "PASS" and d.samples == (10, 10) and d.ci_low < 1.0 < d.ci_high, d
+
+
+def test_load_shared_by_a_pair_cancels_out():
+    # Each pair ran in its own minutes of machine load, quiet or 1.8x, both processes alike.
+    load = [1.0, 1.8] * 5
+    base, base_proc = _processes([s * w for s, w in zip(SPEEDS, load)], seed=7)
+    head, head_proc = _processes([s * w for s, w in zip(SPEEDS, load)], ratio=1.3, seed=8)
+    two_pools = gate.decide("fit_wall_ms", list(gate.process_medians(base, base_proc).values()),
+                            list(gate.process_medians(head, head_proc).values()), 1.10, 0.01)
+    assert two_pools.status == "PASS", two_pools  # the load hides the 1.3x from two pools
+    d = gate.decide_paired("fit_wall_ms", base, base_proc, head, head_proc, 1.10, 0.01)
+    assert d.status == "FAIL" and d.ratio == pytest.approx(1.3, rel=0.02) and d.test == "Wilcoxon", d
 
 
 @pytest.mark.parametrize("ratio", [1.3, 10.0])
 def test_a_slowdown_in_every_process_fails(ratio):
     base, base_proc = _processes(SPEEDS, seed=3)
     head, head_proc = _processes(SPEEDS[::-1], ratio=ratio, seed=4)
-    d = gate.decide_by_process("fit_wall_ms", base, base_proc, head, head_proc, 1.10, 0.01)
+    d = gate.decide_paired("fit_wall_ms", base, base_proc, head, head_proc, 1.10, 0.01)
     assert d.status == "FAIL" and d.ci_low > 1.10 and d.ci_low < ratio < d.ci_high * 1.01, d
+    assert "Wilcoxon p=" in d.message(1.10, 0.01)
 
 
-def test_four_processes_a_side_cannot_fail_at_alpha_0_01():
-    assert gate.smallest_p(4) > 0.01 > gate.smallest_p(5)
-    base, base_proc = _processes(SPEEDS[:4], seed=5)
-    head, head_proc = _processes(SPEEDS[:4], ratio=2.0, seed=6)
-    d = gate.decide_by_process("fit_wall_ms", base, base_proc, head, head_proc, 1.10, 0.01)
-    assert d.ratio > 1.8 and d.p_value == pytest.approx(gate.smallest_p(4)) and d.status == "PASS"
+def test_six_pairs_cannot_fail_at_alpha_0_01():
+    assert gate.smallest_p(6) > 0.01 > gate.smallest_p(7)
+    base, base_proc = _processes(SPEEDS[:6], seed=5)
+    head, head_proc = _processes(SPEEDS[:6], ratio=2.0, seed=6)
+    d = gate.decide_paired("fit_wall_ms", base, base_proc, head, head_proc, 1.10, 0.01)
+    assert d.ratio > 1.9 and d.p_value == pytest.approx(gate.smallest_p(6)) and d.status == "PASS"
+
+
+def test_identical_pairs_and_missing_pairs():
+    same = gate.decide_paired("x", [5.0, 5.0, 7.0, 7.0], [0, 0, 1, 1], [5.0, 7.0], [0, 1], 1.1, 0.01)
+    assert (same.ratio, same.ci_low, same.ci_high, same.p_value, same.status) == (1.0, 1.0, 1.0, 1.0, "PASS")
+    alone = gate.decide_paired("x", [5.0, 6.0], [0, 1], [5.0, 6.0], [2, 3], 1.1, 0.01)
+    assert alone.status == "n/a" and alone.samples == (2, 2)
 
 
 def test_table_prints_ratio_interval_and_p():
