@@ -20,9 +20,10 @@ public API only: ``fit_wall_ms`` and ``knn_wall_ms`` are timed around the two ca
 layout and result assembly included), ``build_wall_ms`` / ``query_wall_ms`` are the index's
 own, and ``traversal_ms``, ``whitened_block_ms``, ``kernel_provider_ms``, ``conflict_graph_ms``
 are the build's per-batch telemetry summed over the build. Each figure's samples go to
-covertreex_bench.gate, which decides with a Mann-Whitney U test and a bootstrap interval of
-the pairs' ratios of medians against ``[compare]`` of the thresholds file (a process's layout
-and core stay with all its samples, so processes, not samples, are what repeat).
+covertreex_bench.gate.decide_paired, which decides with a Wilcoxon signed-rank test and a
+bootstrap interval over the pairs' ratios of medians against ``[compare]`` of the thresholds
+file (a process's layout and core stay with all its samples, so processes, not samples, are
+what repeat; a pair's two processes share the same minutes of machine load).
 
 Writes (``--out``, default out/gate/): compare.json (every sample with the index of its
 process, every decision, the environment), base-pytest-benchmark.json and

@@ -168,7 +168,7 @@ def table(results: dict) -> str:
     lines = ["| scenario | expected | pass | fail | wall s per run | load (1/5/15 min) | figures failed (ratio, 95% CI) |",
              "|---|---|---|---|---|---|---|"]
     for name, runs in results.items():
-        figures = sorted({re.sub(r" the base \(95% CI ([\d.]+-[\d.]+), Mann-Whitney p=([^)]*)\).*",
+        figures = sorted({re.sub(r" the base \(95% CI ([\d.]+-[\d.]+), (?:Mann-Whitney|Wilcoxon) p=([^)]*)\).*",
                                  r" (CI \1, p=\2)", f) for r in runs for f in r["fails"]})
         lines.append(f"| {name} | {'PASS' if EXPECT[name] == 0 else 'FAIL'} "
                      f"| {sum(r['status'] == 0 for r in runs)} | {sum(r['status'] == 1 for r in runs)} "
