@@ -3,7 +3,7 @@ for early rows, docs/design.md, "Queries"), and what the early rows cost walked 
 
     .venv/bin/python perf/brute_rows.py [--preset vecchia-131k] [--n N] [--rounds 2]
                                         [--brute 0 32768 49152] [--early 32768]
-                                        [--ranges 40960 65536 98304]
+                                        [--ranges 40960 65536 98304 [--prefix]]
 
 Builds the preset's tree once, then:
 
@@ -12,6 +12,9 @@ Builds the preset's tree once, then:
   time the same pairs would take at the DGEMM rate ``--dgemm`` (GFLOP/s, 2 m flops a pair);
 - with ``--ranges A B ...``: the rows in id ranges [0, A), [A, B), ..., [last, n) alone, each
   as one query call with the default query_brute, two rounds: where the job's time goes by id;
+  with ``--prefix`` also on a tree of only the points below each range's end (its rows' every
+  predecessor and nothing above), built apart, the two trees' rounds interleaved: what a
+  snapshot of the build after those points would save the range;
 - every row, once per setting in ``--brute`` in each round, the order turned round every
   round so that machine load falls on each alike; round 0 warms up on a few rows
   (``--rounds 0`` skips these whole-job rounds, for ``--early`` or ``--ranges`` alone).
@@ -31,7 +34,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from covertreex import CoverTree
+from covertreex import CoverTree, ResidualBackend
 from covertreex_bench.gate import decide
 from covertreex_bench.runtime import make_runtime
 from covertreex_bench.workloads import get_preset, load_workload, scaled
@@ -54,6 +57,8 @@ def main() -> None:
                         help="also time rows below this id alone, walked and scanned")
     parser.add_argument("--ranges", type=int, nargs="+", default=[],
                         help="also time the rows of each id range these bounds cut, alone")
+    parser.add_argument("--prefix", action="store_true",
+                        help="with --ranges: also on a tree of the points below each range's end")
     parser.add_argument("--dgemm", type=float, default=82.0,
                         help="DGEMM GFLOP/s on the walk threads, for the floor (default 82)")
     args = parser.parse_args()
@@ -67,6 +72,8 @@ def main() -> None:
     edges = [0, *args.ranges, preset.n]
     if args.ranges and any(lo >= hi for lo, hi in zip(edges, edges[1:])):
         parser.error(f"--ranges must rise strictly between 0 and n = {preset.n}: {args.ranges}")
+    if args.prefix and not args.ranges:
+        parser.error("--prefix times the rows of --ranges; give --ranges too")
     work = load_workload(preset)
     tree = CoverTree(make_runtime(preset)).fit(work.backend)
     n, k, m = preset.n, preset.k, preset.inducing
@@ -86,6 +93,8 @@ def main() -> None:
                       f"{args.dgemm:g} GFLOP/s {pairs * 2 * m / (args.dgemm * 1e9):.2f} s")
     if args.ranges:
         _time_ranges(tree, edges, k)
+    if args.prefix:
+        _time_prefix_trees(tree, work, edges, k)
     if not args.rounds:
         return
     walls = {b: [] for b in args.brute}
@@ -123,6 +132,37 @@ def _time_ranges(tree, edges, k: int) -> None:
                   f"{report.pairs_evaluated / (hi - lo):.0f} pairs per row, "
                   f"{wall * 1e9 / report.pairs_evaluated:.1f} ns a pair")
     print(f"  all ranges: {total[0]:.2f} s and {total[1]:.2f} s")
+
+
+def _prefix_input(work, hi: int):
+    """The fit input of the preset's first ``hi`` points (the same rows of V, p and the
+    coordinates for a residual preset), so a row's distances are those of the full tree."""
+    if work.preset.is_residual:
+        b = work.backend
+        return ResidualBackend.from_factors(b.v_matrix[:hi], b.p_diag[:hi], b.coords[:hi], b.kernel)
+    return work.points[:hi]
+
+
+def _time_prefix_trees(tree, work, edges, k: int) -> None:
+    """Each range between the first and the last on the full tree and on a tree of the points
+    below its end, two rounds with the order turned round; build seconds, and whether the ids
+    agree. The first range is scanned and the last one's tree would be the full tree."""
+    for lo, hi in zip(edges[1:-2], edges[2:-1]):
+        start = time.perf_counter()
+        prefix = CoverTree(tree.runtime).fit(_prefix_input(work, hi))
+        built = time.perf_counter() - start
+        ids = np.arange(lo, hi)
+        for t in (tree, prefix):
+            _run(t, ids[:512], k)
+        idx = {}
+        for r in range(2):
+            for name, t in ((("full", tree), ("prefix", prefix)) if r % 2 == 0
+                            else (("prefix", prefix), ("full", tree))):
+                idx[name], wall, report = _run(t, ids, k)
+                print(f"  rows {lo} .. {hi - 1}, round {r + 1}, {name} tree ({t.arrays.n} points): "
+                      f"{wall:.2f} s, {report.pairs_evaluated / (hi - lo):.0f} pairs per row")
+        print(f"  the tree of points 0 .. {hi - 1} built in {built:.2f} s; same ids on both "
+              f"trees: {np.array_equal(idx['full'], idx['prefix'])}")
 
 
 if __name__ == "__main__":
