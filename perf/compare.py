@@ -248,7 +248,8 @@ def measure(base: Side, head: Side, rounds: int, processes: int) -> None:
         workers = []
         try:
             warm = time.perf_counter()
-            workers = [side.start(index) for side in (base, head)]
+            for side in (base, head):
+                workers.append(side.start(index))
             infos = [w.ready() for w in workers]
             if index == 0:
                 print(f"  warm-up of the first pair (both sides at once): "
@@ -332,7 +333,8 @@ def drive(args) -> int:
           f"gate wall time {wall:.1f} s")
     write_atomic(json_path, json.dumps({
         "base": base_sha, "base_how": how, "head": head_sha, "head_dirty": dirty, "preset": preset,
-        "rounds": rounds, "processes": processes, "min_effect": min_effect, "alpha": section.alpha, "wall_s": wall,
+        "rounds": rounds, "processes": processes, "min_effect": min_effect, "alpha": section.alpha,
+        "wall_s": wall,
         "results_identical": same, "decisions": [d.as_dict() for d in decisions],
         "base_samples": base.samples, "head_samples": head.samples,
         "base_process": base.process, "head_process": head.process,
