@@ -15,9 +15,9 @@ from test_report import COMPARE, parse_sections, write_fixtures  # noqa: E402
 from covertreex_bench.reports import build_report  # noqa: E402
 
 
-def _page(tmp_path) -> str:
-    fixtures = write_fixtures(tmp_path / "in")
-    return build_report(tmp_path / "out", **fixtures).read_text(encoding="utf-8")
+def _page(tmp_path, fixtures=None, out="out") -> str:
+    fixtures = fixtures or write_fixtures(tmp_path / "in")
+    return build_report(tmp_path / out, **fixtures).read_text(encoding="utf-8")
 
 
 def _section(html: str, name: str, end: str) -> str:
@@ -43,10 +43,9 @@ def test_the_memory_limit_in_mb_is_drawn_at_its_mib_value(tmp_path):
 
 def test_the_rounds_name_the_processes_they_were_spread_over(tmp_path):
     fixtures = write_fixtures(tmp_path / "in")
-    assert "<td>6</td>" in _section(build_report(tmp_path / "old", **fixtures).read_text(encoding="utf-8"),
-                                "gate-table", "</table>")  # a compare.json from before processes
+    # A compare.json from before the gate had processes: the rounds alone.
+    assert "<td>6</td>" in _section(_page(tmp_path, fixtures, "old"), "gate-table", "</table>")
     (path,) = (tmp_path / "in").rglob("compare.json")
     path.write_text(json.dumps({**COMPARE, "processes": 3}))
-    gate = _section(build_report(tmp_path / "out", **fixtures).read_text(encoding="utf-8"),
-                    "gate-table", "</table>")
+    gate = _section(_page(tmp_path, fixtures), "gate-table", "</table>")
     assert "<td>6 in 3 processes a side</td>" in gate
