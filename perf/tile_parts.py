@@ -13,7 +13,10 @@ as a walk's frontier does), for tiles of 256, 128, 64, 32, 16 and 8 rows, interl
 - ``gram_direct`` on 32 rows (about a walk's part) by 512 columns, with every pair flagged and
   with a tenth of them, its columns either the same in every call (in cache after the first)
   or drawn afresh from all of V each call (from memory, as a walk's next frontier): ns a
-  flagged pair.
+  flagged pair;
+- a brute-force scan's chunks: 256 consecutive rows against successive runs of 512
+  consecutive ids, V read in place for both, ``gram_direct`` against BLAS, which is what the
+  tile kernel takes for such a chunk.
 
 Prints medians in ns a pair. BLAS is held on one thread, as the thread guard holds it while the
 walks run one block per core.
@@ -100,6 +103,7 @@ def main() -> None:
         print(f"  distance pass, 256 x 512, 60 % flagged: finish_chunk {flagged:.2f}, "
               f"finish_dense {dense:.2f}")
         _fresh_columns(v, rng, args.rounds)
+        _scan_chunks(v, rng, args.rounds)
 
 
 def _fresh_columns(v: np.ndarray, rng: np.random.Generator, rounds: int) -> None:
@@ -124,6 +128,33 @@ def _fresh_columns(v: np.ndarray, rng: np.random.Generator, rounds: int) -> None
                                             for _ in range(rounds))
         print(f"  gram_direct, 32 x 512, {density:.0%} flagged: ns a flagged pair, "
               + ", ".join(f"{name} {cost:.1f}" for name, cost in costs.items()))
+
+
+def _scan_chunks(v: np.ndarray, rng: np.random.Generator, rounds: int) -> None:
+    """ns a pair of a scan's V products: 256 rows against 64 successive 512-id chunks."""
+    b, w, chunks = 256, 512, 64
+    # A scan block's rows are consecutive ids, which the tile kernel reads in place too.
+    r0 = int(rng.integers(0, v.shape[0] - b + 1))
+    vq = v[r0:r0 + b]
+    starts = range(0, min(chunks * w, v.shape[0] - w + 1), w)
+    every, pos, out = np.zeros((0, 0), dtype=np.bool_), np.arange(b), np.empty((b, w))
+
+    def direct():
+        for c0 in starts:
+            gram_direct(vq, v, np.arange(c0, c0 + w), every, pos, 0, out)
+
+    def blas():
+        for c0 in starts:
+            np.dot(vq, v[c0:c0 + w].T, out=out)
+
+    direct(), blas()
+    pairs = b * w * len(starts)
+    costs = {"direct": [], "blas": []}
+    for _ in range(rounds):
+        costs["direct"].append(_median_ns(direct, pairs, 1))
+        costs["blas"].append(_median_ns(blas, pairs, 1))
+    d, g = (statistics.median(costs[key]) for key in ("direct", "blas"))
+    print(f"  scan chunks, 256 x 512 consecutive ids: gram_direct {d:.1f}, BLAS in place {g:.1f}")
 
 
 if __name__ == "__main__":

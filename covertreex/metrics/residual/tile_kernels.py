@@ -166,16 +166,21 @@ def _count_flagged(active, c0, f):
 
 
 @njit(cache=True, nogil=True)
+def _consecutive(ids):
+    """True when ids (n,) int64, n >= 1, are ids[0], ids[0] + 1, ...: a brute-force scan's
+    columns."""
+    for r in range(1, ids.shape[0]):
+        if ids[r] != ids[0] + r:
+            return False
+    return ids.shape[0] > 0
+
+
+@njit(cache=True, nogil=True)
 def _gather_into(a, ids, out):
     """out[r] = a[ids[r]] for r < len(ids); returns that leading part of out. Consecutive
     ids (a brute-force scan's columns) return the slice of a itself: no copy."""
     n = ids.shape[0]
-    consecutive = n > 0
-    for r in range(1, n):
-        if ids[r] != ids[0] + r:
-            consecutive = False
-            break
-    if consecutive:
+    if _consecutive(ids):
         return a[ids[0]:ids[0] + n]
     for r in range(n):
         out[r] = a[ids[r]]
@@ -407,6 +412,10 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wor
         flagged = b * w if every else _count_flagged(active, c0, w)
         if not t.gemm_v:
             gram_by_pairs(t.v, rows, part, gram)
+        elif ni > 0 and every and _consecutive(part):
+            # A scan's chunk: every pair, columns already contiguous in V, so BLAS reads
+            # them in place, with no gather to pay for (perf/README.md, "BLAS for scans").
+            np.dot(vq, t.v[part[0]:part[0] + w].T, gram)
         elif ni > 0:
             gram_direct(vq, t.v, part, active, i_pos, c0, gram)
         gram32 = ws.gram32[:ne * w].reshape(ne, w)
