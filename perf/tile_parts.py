@@ -14,6 +14,9 @@ as a walk's frontier does), for tiles of 256, 128, 64, 32, 16 and 8 rows, interl
   with a tenth of them, its columns either the same in every call (in cache after the first)
   or drawn afresh from all of V each call (from memory, as a walk's next frontier): ns a
   flagged pair;
+- a walk's chunk, 256 gathered rows against 512 columns drawn afresh from all of V each call,
+  with the rows gathered into a buffer at V's own offset within a 4 KiB page and into one half
+  a page from it (at m = 512 each row of V is 4 KiB, so the first shares L1 sets with V's rows);
 - a brute-force scan's chunks: 256 consecutive rows against successive runs of 512
   consecutive ids, V read in place for both, ``gram_direct`` against BLAS, which is what the
   tile kernel takes for such a chunk.
@@ -103,6 +106,7 @@ def main() -> None:
         print(f"  distance pass, 256 x 512, 60 % flagged: finish_chunk {flagged:.2f}, "
               f"finish_dense {dense:.2f}")
         _fresh_columns(v, rng, args.rounds)
+        _gathered_rows(v, rng, args.rounds)
         _scan_chunks(v, rng, args.rounds)
 
 
@@ -128,6 +132,34 @@ def _fresh_columns(v: np.ndarray, rng: np.random.Generator, rounds: int) -> None
                                             for _ in range(rounds))
         print(f"  gram_direct, 32 x 512, {density:.0%} flagged: ns a flagged pair, "
               + ", ".join(f"{name} {cost:.1f}" for name, cost in costs.items()))
+
+
+def _at_offset(v: np.ndarray, rows: int, offset: int) -> np.ndarray:
+    """An uninitialised (rows, m) float64 array whose address is v's plus offset bytes,
+    modulo 4 KiB."""
+    flat = np.empty(rows * v.shape[1] + 512)
+    shift = ((v.ctypes.data + offset - flat.ctypes.data) % 4096) // 8
+    return flat[shift:shift + rows * v.shape[1]].reshape(rows, v.shape[1])
+
+
+def _gathered_rows(v: np.ndarray, rng: np.random.Generator, rounds: int) -> None:
+    """gram_direct's ns a pair on 256 x 512 chunks, rows at V's page offset or half a page off."""
+    b, w, n, calls = 256, 512, v.shape[0], 16
+    rows = rng.choice(n, b, replace=False)
+    fresh = [rng.choice(n, w, replace=False).astype(np.int64) for _ in range(calls)]
+    every, pos, out = np.zeros((0, 0), dtype=np.bool_), np.arange(b), np.empty((b, w))
+    costs = {}
+    for name, offset in (("at V's offset", 0), ("half a page off", 2048)):
+        vq = _at_offset(v, b, offset)
+        vq[:] = v[rows]
+
+        def run(vq=vq):
+            for cols in fresh:
+                gram_direct(vq, v, cols, every, pos, 0, out)
+        run()
+        costs[name] = statistics.median(_median_ns(run, calls * b * w, 1) for _ in range(rounds))
+    print("  gram_direct, 256 gathered rows x 512 fresh columns: "
+          + ", ".join(f"rows {name} {cost:.1f}" for name, cost in costs.items()))
 
 
 def _scan_chunks(v: np.ndarray, rng: np.random.Generator, rounds: int) -> None:

@@ -100,6 +100,19 @@ def test_chunked_nopython_tile_equals_the_python_tile(backend, label, nrows):
                                    atol=1e-9)
 
 
+def test_a_scan_chunk_of_consecutive_ids_equals_the_python_tile(backend):
+    """Consecutive rows against consecutive ids, every pair (a brute-force scan's tile), take
+    their V products from BLAS on V in place: the right columns, the partial last chunk too."""
+    metric = ResidualMetric(backend, tile_plan(Phases.all()))
+    rows = np.arange(300, 337, dtype=np.int64)
+    cols = np.arange(200, 200 + 2 * TILE_CHUNK + 77, dtype=np.int64)
+    expected = metric.tile(metric.data, rows, cols)
+    got = residual_tile_kernel(metric.data, metric.data, rows, cols,
+                               np.zeros((0, 0), dtype=np.bool_), *exact_thresholds(rows, cols),
+                               metric.workspace(rows.size), new_counters())
+    np.testing.assert_allclose(1 - got**2, 1 - expected**2, rtol=0, atol=1e-9)
+
+
 def test_tile_share_compares_thread_time_with_thread_time(backend):
     # Tile counters sum over worker threads; the share must use the traversal's thread time
     # too, or two workers would report tiles covering more than all of the traversal.
