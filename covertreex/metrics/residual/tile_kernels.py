@@ -413,8 +413,9 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wor
         if not t.gemm_v:
             gram_by_pairs(t.v, rows, part, gram)
         elif ni > 0 and every and _consecutive(part):
-            # A scan's chunk: every pair, columns already contiguous in V, so BLAS reads
-            # them in place, with no gather to pay for (perf/README.md, "BLAS for scans").
+            # A scan's chunk: its columns lie together in V and need no gather. Its rows are
+            # V's own rows too, which in gram_direct would share L1 sets with the columns';
+            # BLAS packs both (perf/README.md, "BLAS for scans").
             np.dot(vq, t.v[part[0]:part[0] + w].T, gram)
         elif ni > 0:
             gram_direct(vq, t.v, part, active, i_pos, c0, gram)
