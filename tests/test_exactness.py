@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from covertreex import CoverTree, Phases, Runtime
 from covertreex import reference as ref
 from covertreex.kernels import RBF, Matern52
 from covertreex.metrics.residual import build_residual_backend
@@ -459,6 +460,23 @@ def point_sets(draw, max_n=60, max_d=4):
     n = draw(st.integers(1, max_n))
     d = draw(st.integers(1, max_d))
     return draw(arrays(np.float64, (n, d), elements=st.sampled_from(VALUES)))
+
+
+@pytest.mark.parametrize("seeds", [0, 1, 2])
+def test_a_tight_bound_keeps_the_lower_id_of_a_tie_under_a_far_parent(seeds):
+    """Found by test_hypothesis_euclidean: sixteen copies of 0 under a node at -1, and a query
+    at 1e-9. The blocked walk tests a child by the gap |d(q, parent) - d(child, parent)|,
+    here 1.000000001 - 1, whose rounding is that of 1, far above the gap. With the heap seeded
+    at the exact k-th distance from the start, a test blind to that dropped node 1 and
+    returned another copy (id 10 for k = 1)."""
+    points = np.array([[-1.0]] + [[0.0]] * 16)
+    query = np.array([[1e-9]])
+    runtime = Runtime(metric="euclidean", traversal="blocked", phases=Phases.all(),
+                      batch_order="natural", query_seeds=seeds)
+    tree = CoverTree(runtime).fit(points)
+    for k in (1, 3, 16):
+        idx, dist = tree.knn(query, k=k, return_distances=True)
+        assert_euclidean_equal(idx, dist, *ref.euclidean_knn(points, query, k))
 
 
 @settings(max_examples=40, deadline=None)

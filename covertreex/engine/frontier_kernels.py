@@ -110,9 +110,13 @@ def expand_frontier(tree, dist, nodes, active, row_bound, level_cap, row_limit, 
                 to_parent, radius, lowest = parent_dist[h], radii[h], min_id_below[h]
                 used = False
                 for r in range(b):
+                    # The gap is the difference of two distances that can be far larger than
+                    # it, and its rounding scales with them, not with the gap: a bound as
+                    # tight as a seeded heap's would otherwise drop a child at exactly the
+                    # k-th distance, and with it the lower id of a tie.
                     flag = (descends[r] and lowest < row_limit[r] and child_needed_capped(
                         abs(row_dist[r] - to_parent), radius, row_bound[r], level_cap,
-                        cap_self, cap_below, slack))
+                        cap_self, cap_below, slack + 1e-10 * (row_dist[r] + to_parent)))
                     need[base + t, r] = flag
                     used = used or flag
                 kid_used[base + t] = used
