@@ -399,6 +399,10 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wor
     vq = _gather_into(t.v, rows[i_pos], ws.v_rows) if t.gemm_v else ws.v_rows
     vq32 = _gather_into(t.v32, rows[e_pos], ws.v32_rows)
     cq = _gather_into(t.centred, rows, ws.c_rows) if t.gemm_k else ws.c_rows
+    # A scan's tile: every pair against consecutive ids, so every chunk's columns lie together
+    # in V and need no gather. Its rows are V's own rows too, which in gram_direct would share
+    # L1 sets with the columns'; BLAS packs both (perf/README.md, "BLAS for scans").
+    scan = every and _consecutive(cols)
     # Gathering the rows' V and coordinates and the output belong to the whitened block.
     wb_ticks = (read_cycles() - t_start) if timed else 0
     kp_ticks = 0
@@ -412,10 +416,7 @@ def residual_tile_kernel(qdata, tdata, rows, cols, active, row_thr, col_thr, wor
         flagged = b * w if every else _count_flagged(active, c0, w)
         if not t.gemm_v:
             gram_by_pairs(t.v, rows, part, gram)
-        elif ni > 0 and every and _consecutive(part):
-            # A scan's chunk: its columns lie together in V and need no gather. Its rows are
-            # V's own rows too, which in gram_direct would share L1 sets with the columns';
-            # BLAS packs both (perf/README.md, "BLAS for scans").
+        elif ni > 0 and scan:
             np.dot(vq, t.v[part[0]:part[0] + w].T, gram)
         elif ni > 0:
             gram_direct(vq, t.v, part, active, i_pos, c0, gram)
