@@ -80,11 +80,16 @@ def expand_frontier(tree, dist, nodes, active, row_bound, level_cap, row_limit, 
         total += child_ptr[nodes[c] + 1] - child_ptr[nodes[c]]
     # Pass 1, child by child: need[t] holds child t's flags for all rows, so the inner loop
     # over rows writes one contiguous run; row by row, each flag landed in another cache line.
+    # A child is tested against the rows that descend into its parent only, packed first: in
+    # a part's deep levels few of its rows descend into a given node.
     need = np.empty((total, b), dtype=np.bool_)
     kid_used = np.zeros(total, dtype=np.bool_)
     kid_ids = np.empty(total, dtype=np.int64)
-    descends = np.empty(b, dtype=np.bool_)
-    row_dist = np.empty(b)
+    # The rows that descend into the current parent, packed with what their child tests read.
+    d_row = np.empty(b, dtype=np.int64)
+    d_dist = np.empty(b)
+    d_bound = np.empty(b)
+    d_limit = np.empty(b, dtype=np.int64)
     base = 0
     for c in range(f):
         g = nodes[c]
@@ -95,29 +100,34 @@ def expand_frontier(tree, dist, nodes, active, row_bound, level_cap, row_limit, 
         for t in range(nkids):
             kid_ids[base + t] = child_idx[lo + t]
         cap = pow2(levels[g] - 1) if level_cap else np.inf
-        any_row = False
+        below, radius_g = min_id_below[g], radii[g]
+        nd = 0
         for r in range(b):
-            row_dist[r] = dist[r, c]
-            descends[r] = (active[r, c] and min_id_below[g] < row_limit[r]
-                           and may_descend(row_dist[r], radii[g], min(row_bound[r], cap), slack))
-            any_row = any_row or descends[r]
-        if any_row:
+            if (active[r, c] and below < row_limit[r]
+                    and may_descend(dist[r, c], radius_g, min(row_bound[r], cap), slack)):
+                d_row[nd] = r
+                d_dist[nd] = dist[r, c]
+                d_bound[nd] = row_bound[r]
+                d_limit[nd] = row_limit[r]
+                nd += 1
+        if nd > 0:
             for t in range(nkids):
                 h = kid_ids[base + t]
                 # The child's caps and attributes do not depend on the row: locals, which
                 # the compiler cannot hoist itself past the stores into need.
                 cap_self, cap_below = pow2(levels[h]), pow2(levels[h] - 1)
                 to_parent, radius, lowest = parent_dist[h], radii[h], min_id_below[h]
+                need[base + t, :] = False
                 used = False
-                for r in range(b):
+                for e in range(nd):
                     # The gap is the difference of two distances that can be far larger than
                     # it, and its rounding scales with them, not with the gap: a bound as
                     # tight as a seeded heap's would otherwise drop a child at exactly the
                     # k-th distance, and with it the lower id of a tie.
-                    flag = (descends[r] and lowest < row_limit[r] and child_needed_capped(
-                        abs(row_dist[r] - to_parent), radius, row_bound[r], level_cap,
-                        cap_self, cap_below, slack + 1e-10 * (row_dist[r] + to_parent)))
-                    need[base + t, r] = flag
+                    flag = lowest < d_limit[e] and child_needed_capped(
+                        abs(d_dist[e] - to_parent), radius, d_bound[e], level_cap,
+                        cap_self, cap_below, slack + 1e-10 * (d_dist[e] + to_parent))
+                    need[base + t, d_row[e]] = flag
                     used = used or flag
                 kid_used[base + t] = used
         base += nkids
